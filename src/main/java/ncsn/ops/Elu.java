@@ -1,0 +1,74 @@
+package ncsn.ops;
+
+import java.util.List;
+import ncsn.autograd.Autograd;
+import ncsn.cpu.Parallel;
+import ncsn.tensor.DType;
+import ncsn.tensor.Tensor;
+
+/**
+ * ELU with alpha = 1: out = x for x > 0, exp(x) - 1 otherwise. Backward uses the saved output:
+ * d out / d x = 1 for x > 0, out + 1 (= exp(x)) otherwise.
+ */
+public final class Elu {
+    private Elu() {}
+
+    /** out[...] = elu(x[...]); any shape. */
+    public static Tensor apply(Tensor x) {
+        OpChecks.live("elu", x);
+        Tensor out = Tensor.emptyLike(x);
+        int n = x.numel();
+        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), n);
+        else Cpu.forward(out.f32(), x.f32(), n);
+        Autograd.record("elu", out, new Tensor[] {x}, g -> {
+            Tensor gx = Tensor.emptyLike(x);
+            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), out.f64(), n);
+            else Cpu.backward(gx.f32(), g.f32(), out.f32(), n);
+            return new Tensor[] {gx};
+        });
+        return out;
+    }
+
+    /** float64 reference: the definition, element by element. */
+    static final class Reference {
+        static void forward(double[] out, double[] x, int n) {
+            for (int i = 0; i < n; i++) out[i] = x[i] > 0 ? x[i] : Math.expm1(x[i]);
+        }
+
+        static void backward(double[] gx, double[] gout, double[] out, int n) {
+            for (int i = 0; i < n; i++) gx[i] = gout[i] * (out[i] > 0 ? 1.0 : out[i] + 1.0);
+        }
+    }
+
+    /** float32 kernel: the same loops split across cores (memory-bound; the JIT vectorises the loop). */
+    static final class Cpu {
+        private static final int GRAIN = 1 << 15;
+
+        static void forward(float[] out, float[] x, int n) {
+            Parallel.forRange(n, GRAIN, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) {
+                    float v = x[i];
+                    out[i] = v > 0 ? v : (float) Math.expm1(v);
+                }
+            });
+        }
+
+        static void backward(float[] gx, float[] gout, float[] out, int n) {
+            Parallel.forRange(n, GRAIN, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) {
+                    float o = out[i];
+                    gx[i] = o > 0 ? gout[i] : gout[i] * (o + 1f);
+                }
+            });
+        }
+    }
+
+    /** Test cases for {@link OpCatalog}: awkward shapes, values straddling 0. */
+    static List<OpCatalog.Case> cases() {
+        return List.of(
+                OpCatalog.Case.of("elu", "[2,3,5,7]", seed -> new Tensor[] {OpCatalog.normal(seed, 2, 3, 5, 7)},
+                        in -> apply(in[0])),
+                OpCatalog.Case.of("elu", "[1,1,1,1]", seed -> new Tensor[] {OpCatalog.normal(seed, 1, 1, 1, 1)},
+                        in -> apply(in[0])));
+    }
+}

@@ -1,0 +1,36 @@
+package ncsn.tensor;
+
+/**
+ * The memory behind one or more tensors (a tensor and its reshape views share one storage).
+ * Device-specific: {@link CpuStorage} now; the CUDA backend adds a device-memory subclass.
+ * Freeing is explicit and idempotent; every later access fails with a message naming the op.
+ */
+public abstract class Storage {
+    private boolean freed;
+    /** Whether freeing hands the memory back to a pool for reuse (scope-owned temporaries). */
+    final boolean pooled;
+
+    protected Storage(boolean pooled) {
+        this.pooled = pooled;
+    }
+
+    public abstract Device device();
+
+    public abstract DType dtype();
+
+    /** Number of elements. */
+    public abstract int length();
+
+    public final boolean isFreed() {
+        return freed;
+    }
+
+    /** Releases the memory (to the pool when pooled). Safe to call twice. */
+    public final void free() {
+        if (freed) return;
+        freed = true;
+        release();
+    }
+
+    protected abstract void release();
+}

@@ -1,0 +1,58 @@
+// Elementwise float32 kernels for the ncsn GPU backend.
+//
+// Built by kernels.mk into the single fatbin resource ncsn/cuda/ncsn_kernels.fatbin (SASS for
+// sm_75/80/86/89/90 + compute_90 PTX). The Java launcher (cuModuleLoadData on the fatbin bytes,
+// cuModuleGetFunction by the extern "C" names below, cuLaunchKernel) comes with the GPU backend
+// issue; until then these kernels are only compiled and checked for spills.
+//
+// Conventions for every .cu file in src/main/cuda (kernels.mk compiles them as ONE translation
+// unit, see its header):
+//   * kernels are extern "C" (unmangled names the Java side looks up), names end in the dtype;
+//   * element counts are long long (tensors may exceed 2^31 elements); grid-stride loops, so any
+//     grid size is correct and the launcher may cap the grid (e.g. 32 blocks per SM);
+//   * file-local helpers are static __device__ (the files share one translation unit);
+//   * no __restrict__ here: in-place use (out == x, out == a) is allowed and every thread reads
+//     and writes only index i, so aliasing is harmless;
+//   * no fast-math: results are tested against the float64 reference ops.
+
+#define NCSN_GRID_STRIDE_LOOP(i, n)                                                    \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
+         i += (long long)blockDim.x * gridDim.x)
+
+// ELU with alpha = 1: out = x > 0 ? x : exp(x) - 1.
+extern "C" __global__ void elu_forward_f32(const float* x, float* out, long long n)
+{
+    NCSN_GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        out[i] = v > 0.0f ? v : expm1f(v);
+    }
+}
+
+// ELU backward from the forward output (alpha = 1): d out / d x = 1 for x > 0, else
+// exp(x) = out + 1. gin = gout * (out > 0 ? 1 : out + 1).
+extern "C" __global__ void elu_backward_f32(const float* gout, const float* out, float* gin,
+                                            long long n)
+{
+    NCSN_GRID_STRIDE_LOOP(i, n) {
+        float o = out[i];
+        gin[i] = gout[i] * (o > 0.0f ? 1.0f : o + 1.0f);
+    }
+}
+
+// out = a + b
+extern "C" __global__ void add_f32(const float* a, const float* b, float* out, long long n)
+{
+    NCSN_GRID_STRIDE_LOOP(i, n) {
+        out[i] = a[i] + b[i];
+    }
+}
+
+// out = a * x + b (fused multiply-add, one rounding)
+extern "C" __global__ void scale_f32(const float* x, float* out, float a, float b, long long n)
+{
+    NCSN_GRID_STRIDE_LOOP(i, n) {
+        out[i] = fmaf(a, x[i], b);
+    }
+}
+
+#undef NCSN_GRID_STRIDE_LOOP

@@ -7,16 +7,13 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -265,7 +262,7 @@ public final class SafeTensors {
             return this;
         }
 
-        /** Writes to {@code file} via a temp file in the same folder, fsync, atomic rename, folder fsync. */
+        /** Writes to {@code file} atomically ({@link AtomicFiles}: temp file, fsync, rename, folder fsync). */
         public void write(Path file) throws IOException {
             JsonObject header = new JsonObject();
             if (!metadata.isEmpty()) {
@@ -296,32 +293,14 @@ public final class SafeTensors {
             while (head.hasRemaining()) head.put((byte) ' ');
             head.flip();
 
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
-            try {
-                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                    writeFully(ch, head);
-                    ByteBuffer chunk = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-                    for (Object a : tensors.values()) writeArray(ch, chunk, a);
-                    ch.force(true);
-                }
-                try {
-                    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-                }
-                try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-                    d.force(true); // make the rename itself durable
-                } catch (IOException ignored) {
-                    // some file systems cannot open or sync a directory; the data itself is synced
-                }
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
+            AtomicFiles.write(file, out -> {
+                out.write(head.array(), 0, head.limit());
+                ByteBuffer chunk = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+                for (Object a : tensors.values()) writeArray(out, chunk, a);
+            });
         }
 
-        private static void writeArray(FileChannel ch, ByteBuffer chunk, Object a) throws IOException {
+        private static void writeArray(OutputStream ch, ByteBuffer chunk, Object a) throws IOException {
             if (a instanceof float[] f) {
                 for (float v : f) {
                     if (chunk.remaining() < 8) flush(ch, chunk);
@@ -341,14 +320,9 @@ public final class SafeTensors {
             flush(ch, chunk);
         }
 
-        private static void flush(FileChannel ch, ByteBuffer chunk) throws IOException {
-            chunk.flip();
-            writeFully(ch, chunk);
+        private static void flush(OutputStream out, ByteBuffer chunk) throws IOException {
+            out.write(chunk.array(), 0, chunk.position());
             chunk.clear();
-        }
-
-        private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
-            while (b.hasRemaining()) ch.write(b);
         }
     }
 }

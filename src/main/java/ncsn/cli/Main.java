@@ -29,6 +29,7 @@ import picocli.CommandLine.Spec;
             Main.InfoCommand.class,
             // ---- SUBCOMMANDS: add one line per command class, e.g. ----------------------------
             CheckCommand.class,
+            ScoreCommand.class,
             // ------------------------------------------------------------------------------------
             CommandLine.HelpCommand.class,
         })

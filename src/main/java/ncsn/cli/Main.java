@@ -30,6 +30,7 @@ import picocli.CommandLine.Spec;
             // ---- SUBCOMMANDS: add one line per command class, e.g. ----------------------------
             CheckCommand.class,
             ScoreCommand.class,
+            TrainCommand.class,
             // ------------------------------------------------------------------------------------
             CommandLine.HelpCommand.class,
         })

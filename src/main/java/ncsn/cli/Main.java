@@ -29,6 +29,7 @@ import picocli.CommandLine.Spec;
             Main.InfoCommand.class,
             // ---- SUBCOMMANDS: add one line per command class, e.g. ----------------------------
             CheckCommand.class,
+            ToyCommand.class,
             ScoreCommand.class,
             TrainCommand.class,
             // ------------------------------------------------------------------------------------

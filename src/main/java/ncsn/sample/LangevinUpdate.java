@@ -1,0 +1,178 @@
+package ncsn.sample;
+
+import ncsn.cpu.Parallel;
+import ncsn.rng.Philox;
+import ncsn.tensor.DType;
+import ncsn.tensor.Tensor;
+import ncsn.tensor.TensorException;
+
+/**
+ * One Langevin step as one fused pass, op "langevin_update" (spec section 6):
+ * <pre>
+ *   x[j] <- x[j] + step * score[j] + sqrt(2 step) * z[j]        j = 0 .. numel-1, in place
+ *   z[j]  = N(0,1) draw j of Philox (seed, stream) at block offset: block offset + j/4, word j%4,
+ *           Box-Muller on the word pairs exactly as {@link Philox#normalOf} (in double)
+ * </pre>
+ * The noise is generated inside the kernel from the counter, so a step reads x and score once,
+ * writes x once and allocates nothing: no noise buffer, no temporaries. A step consumes
+ * {@link #blocksFor}(numel) Philox blocks; the caller advances its offset by that much (the
+ * drivers in this package do). Because element j's noise depends only on (seed, stream, offset, j),
+ * the result does not depend on the thread count or on how the range is split, and a GPU kernel
+ * with the same keying draws the same z.
+ *
+ * <p>Masked variant (inpainting, spec section 6): where {@code mask[j] != 0} the element is set to
+ * {@code known[j]} instead of updated (x[m] = c after every step); its noise draw is skipped but
+ * keeps its number j, so masked and unmasked runs share the noise of the free pixels.
+ *
+ * <p>float32 ({@link Cpu}): every element is computed in double from its float32 inputs and rounded
+ * once, so it equals the float64 {@link Reference} run on the same values to within float32's
+ * rounding of the result (0.5 ulp), for any size and any split.
+ */
+public final class LangevinUpdate {
+    public static final String OP = "langevin_update";
+
+    private LangevinUpdate() {}
+
+    /** Philox blocks one step over n elements consumes: the offset of the next step is offset + this. */
+    public static long blocksFor(long n) {
+        return Philox.blocksFor(n);
+    }
+
+    /** x += step * score + sqrt(2 step) z, in place; x and score of one shape and dtype. */
+    public static void apply(Tensor x, Tensor score, double step, long seed, long stream, long offset) {
+        check(x, score, step, offset);
+        int n = x.numel();
+        if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), null, null, step, seed, stream, offset, n);
+        else Cpu.update(x.f32(), score.f32(), null, null, step, seed, stream, offset, n);
+    }
+
+    /**
+     * As {@link #apply}, then x[j] = known[j] wherever mask[j] != 0 (those elements are not
+     * updated). mask and known have x's shape and dtype.
+     */
+    public static void applyMasked(Tensor x, Tensor score, double step, long seed, long stream, long offset,
+                                   Tensor mask, Tensor known) {
+        check(x, score, step, offset);
+        checkMask(x, mask, known);
+        int n = x.numel();
+        if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), mask.f64(), known.f64(), step, seed, stream, offset, n);
+        else Cpu.update(x.f32(), score.f32(), mask.f32(), known.f32(), step, seed, stream, offset, n);
+    }
+
+    /** x[j] = known[j] wherever mask[j] != 0 (the "before the level" half of inpainting). */
+    public static void assignMasked(Tensor x, Tensor mask, Tensor known) {
+        if (x == null) throw new TensorException(OP + ": x is null");
+        x.requireLive(OP);
+        checkMask(x, mask, known);
+        int n = x.numel();
+        if (x.dtype() == DType.F64) {
+            double[] xs = x.f64(), m = mask.f64(), c = known.f64();
+            for (int j = 0; j < n; j++) if (m[j] != 0) xs[j] = c[j];
+        } else {
+            float[] xs = x.f32(), m = mask.f32(), c = known.f32();
+            for (int j = 0; j < n; j++) if (m[j] != 0) xs[j] = c[j];
+        }
+    }
+
+    private static void check(Tensor x, Tensor score, double step, long offset) {
+        if (x == null || score == null) throw new TensorException(OP + ": x and score must not be null");
+        x.requireLive(OP);
+        score.requireLive(OP);
+        if (!x.sameShape(score) || x.dtype() != score.dtype())
+            throw new TensorException(OP + ": score " + score.describe() + " must have the shape and dtype of x " + x.describe());
+        if (!(step > 0) || Double.isInfinite(step))
+            throw new TensorException(OP + ": step must be a positive finite number, got " + step);
+        if (offset < 0) throw new TensorException(OP + ": Philox block offset must be >= 0, got " + offset);
+    }
+
+    private static void checkMask(Tensor x, Tensor mask, Tensor known) {
+        if (mask == null || known == null) throw new TensorException(OP + ": mask and known values must not be null");
+        mask.requireLive(OP);
+        known.requireLive(OP);
+        for (Tensor t : new Tensor[] {mask, known})
+            if (!t.sameShape(x) || t.dtype() != x.dtype())
+                throw new TensorException(OP + ": mask/known " + t.describe() + " must have the shape and dtype of x " + x.describe());
+    }
+
+    /** float64 reference: element by element, noise from {@link Philox#block} + {@link Philox#normalOf}. */
+    static final class Reference {
+        static void update(double[] x, double[] score, double[] mask, double[] known, double step,
+                           long seed, long stream, long offset, int n) {
+            double noise = Math.sqrt(2 * step);
+            int[] w = new int[4];
+            for (int j = 0; j < n; j++) {
+                if (mask != null && mask[j] != 0) {
+                    x[j] = known[j];
+                    continue;
+                }
+                Philox.block(seed, stream, offset + j / 4, w);
+                double z = Philox.normalOf(w, j % 4);
+                x[j] = x[j] + step * score[j] + noise * z;
+            }
+        }
+    }
+
+    /**
+     * float32: blocks of 4 elements split across the workers; Philox4x32-10 inlined into locals
+     * (no word array), one Box-Muller pair per 2 elements, arithmetic in double, one rounding.
+     */
+    static final class Cpu {
+        /** Smallest parallel chunk: 2^13 Philox blocks = 32K elements (a tensor under 64K elements stays on one thread). */
+        static final int GRAIN_BLOCKS = 1 << 13;
+        private static final int M0 = 0xD2511F53, M1 = 0xCD9E8D57;
+        private static final int W0 = 0x9E3779B9, W1 = 0xBB67AE85;
+        private static final double TWO_POW_M32 = 0x1p-32, TWO_PI = 2 * Math.PI;
+
+        static void update(float[] x, float[] score, float[] mask, float[] known, double step,
+                           long seed, long stream, long offset, int n) {
+            double noise = Math.sqrt(2 * step);
+            int blocks = (int) Philox.blocksFor(n);
+            Parallel.forRange(blocks, GRAIN_BLOCKS,
+                    (lo, hi) -> blocks(x, score, mask, known, step, noise, seed, stream, offset, n, lo, hi));
+        }
+
+        /** Blocks [lo, hi): elements 4 lo .. min(n, 4 hi). */
+        static void blocks(float[] x, float[] score, float[] mask, float[] known, double step, double noise,
+                           long seed, long stream, long offset, int n, int lo, int hi) {
+            final int s0 = (int) stream, s1 = (int) (stream >>> 32);
+            final int key0 = (int) seed, key1 = (int) (seed >>> 32);
+            for (int b = lo; b < hi; b++) {
+                long blk = offset + b;
+                int c0 = (int) blk, c1 = (int) (blk >>> 32), c2 = s0, c3 = s1, k0 = key0, k1 = key1;
+                for (int r = 0; r < 10; r++) {
+                    if (r > 0) {
+                        k0 += W0;
+                        k1 += W1;
+                    }
+                    long p0 = (M0 & 0xFFFFFFFFL) * (c0 & 0xFFFFFFFFL);
+                    long p1 = (M1 & 0xFFFFFFFFL) * (c2 & 0xFFFFFFFFL);
+                    int nc0 = (int) (p1 >>> 32) ^ c1 ^ k0;
+                    int nc2 = (int) (p0 >>> 32) ^ c3 ^ k1;
+                    c1 = (int) p1;
+                    c3 = (int) p0;
+                    c0 = nc0;
+                    c2 = nc2;
+                }
+                int j = b << 2;
+                int m = Math.min(4, n - j);
+                // Pair (c0, c1) -> elements j, j+1; pair (c2, c3) -> elements j+2, j+3.
+                double r01 = Math.sqrt(-2.0 * Math.log(((c0 & 0xFFFFFFFFL) + 1) * TWO_POW_M32));
+                double t01 = TWO_PI * ((c1 & 0xFFFFFFFFL) * TWO_POW_M32);
+                put(x, score, mask, known, step, noise, j, r01 * Math.cos(t01));
+                if (m > 1) put(x, score, mask, known, step, noise, j + 1, r01 * Math.sin(t01));
+                if (m > 2) {
+                    double r23 = Math.sqrt(-2.0 * Math.log(((c2 & 0xFFFFFFFFL) + 1) * TWO_POW_M32));
+                    double t23 = TWO_PI * ((c3 & 0xFFFFFFFFL) * TWO_POW_M32);
+                    put(x, score, mask, known, step, noise, j + 2, r23 * Math.cos(t23));
+                    if (m > 3) put(x, score, mask, known, step, noise, j + 3, r23 * Math.sin(t23));
+                }
+            }
+        }
+
+        private static void put(float[] x, float[] score, float[] mask, float[] known, double step, double noise,
+                                int j, double z) {
+            if (mask != null && mask[j] != 0) x[j] = known[j];
+            else x[j] = (float) (x[j] + step * score[j] + noise * z);
+        }
+    }
+}

@@ -7,6 +7,7 @@ import java.util.function.Function;
 import ncsn.rng.Philox;
 import ncsn.tensor.DType;
 import ncsn.tensor.Scope;
+import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -102,12 +103,12 @@ public final class GradCheck {
                 double ratio = Math.abs(ana - num) / allowed;
                 if (Double.isNaN(ratio)) ratio = Double.POSITIVE_INFINITY;
                 checked++;
-                if (worst == null || ratio > worst.ratio()) worst = new Worst(label(inputs, k), unravel(i, in.shape()), ana, num, ratio);
+                if (worst == null || ratio > worst.ratio()) worst = new Worst(label(inputs, k), Shapes.unravel(i, in.shape()), ana, num, ratio);
                 if (ratio > 1) {
                     passed = false;
                     if (failures.length() < 2000)
                         failures.append(String.format("%n    %s%s analytic %.9e numeric %.9e", label(inputs, k),
-                                Arrays.toString(unravel(i, in.shape())), ana, num));
+                                Arrays.toString(Shapes.unravel(i, in.shape())), ana, num));
                 }
             }
         }
@@ -151,15 +152,6 @@ public final class GradCheck {
         int[] out = Arrays.copyOf(idx, max);
         Arrays.sort(out);
         return out;
-    }
-
-    static int[] unravel(int flat, int[] shape) {
-        int[] idx = new int[shape.length];
-        for (int d = shape.length - 1; d >= 0; d--) {
-            idx[d] = flat % shape[d];
-            flat /= shape[d];
-        }
-        return idx;
     }
 
     private static String label(Tensor[] inputs, int k) {

@@ -37,8 +37,7 @@ public final class CheckCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         out.println("CPU kernels: " + Simd.description());
-        List<OpCatalog.Case> cases = new ArrayList<>();
-        for (OpCatalog.Case c : OpCatalog.all()) if (ops.isEmpty() || ops.contains(c.op())) cases.add(c);
+        List<OpCatalog.Case> cases = ops.isEmpty() ? OpCatalog.all() : OpCatalog.ofOps(ops);
         if (cases.isEmpty()) {
             spec.commandLine().getErr().println("check: no op named " + ops + " in the catalog");
             return CommandLine.ExitCode.USAGE;

@@ -5,6 +5,7 @@ import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
 import ncsn.tensor.DType;
+import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -205,7 +206,7 @@ public final class Elementwise {
 
         static void forward(boolean mul, double[] out, double[] a, int[] as, double[] b, int[] bs, int[] os) {
             for (int i = 0; i < out.length; i++) {
-                int[] idx = OpCatalog.unravel(i, os);
+                int[] idx = Shapes.unravel(i, os);
                 double x = a[operandIndex(idx, as)], y = b[operandIndex(idx, bs)];
                 out[i] = mul ? x * y : x + y;
             }
@@ -214,7 +215,7 @@ public final class Elementwise {
         /** gself (zeroed, shape ss) += g * (mul ? other : 1), summed over broadcast dims. */
         static void backward(boolean mul, double[] gself, int[] ss, double[] g, int[] os, double[] other, int[] otherShape) {
             for (int i = 0; i < g.length; i++) {
-                int[] idx = OpCatalog.unravel(i, os);
+                int[] idx = Shapes.unravel(i, os);
                 gself[operandIndex(idx, ss)] += mul ? g[i] * other[operandIndex(idx, otherShape)] : g[i];
             }
         }

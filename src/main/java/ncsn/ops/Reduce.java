@@ -5,6 +5,7 @@ import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
 import ncsn.tensor.DType;
+import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -112,12 +113,12 @@ public final class Reduce {
 
         static void forward(double[] out, double[] x, int[] xs, int[] keep, int divisor) {
             Arrays.fill(out, 0.0);
-            for (int i = 0; i < x.length; i++) out[target(OpCatalog.unravel(i, xs), keep)] += x[i];
+            for (int i = 0; i < x.length; i++) out[target(Shapes.unravel(i, xs), keep)] += x[i];
             for (int j = 0; j < out.length; j++) out[j] /= divisor;
         }
 
         static void backward(double[] gx, double[] g, int[] xs, int[] keep, int divisor) {
-            for (int i = 0; i < gx.length; i++) gx[i] = g[target(OpCatalog.unravel(i, xs), keep)] / divisor;
+            for (int i = 0; i < gx.length; i++) gx[i] = g[target(Shapes.unravel(i, xs), keep)] / divisor;
         }
     }
 

@@ -62,10 +62,18 @@ public final class Philox {
     /** Normal from word {@code lane} (0..3) of a block. */
     public static double normalOf(int[] words, int lane) {
         int pair = lane & ~1;
-        double u1 = ((words[pair] & 0xFFFFFFFFL) + 1) * TWO_POW_M32;
-        double u2 = (words[pair + 1] & 0xFFFFFFFFL) * TWO_POW_M32;
-        double r = Math.sqrt(-2.0 * Math.log(u1));
-        return (lane & 1) == 0 ? r * Math.cos(TWO_PI * u2) : r * Math.sin(TWO_PI * u2);
+        double r = boxMullerRadius(words[pair]), t = boxMullerAngle(words[pair + 1]);
+        return (lane & 1) == 0 ? r * Math.cos(t) : r * Math.sin(t);
+    }
+
+    /** Box-Muller radius sqrt(-2 ln u1) from the even word of a pair, u1 = (w + 1) 2^-32 in (0, 1]. */
+    public static double boxMullerRadius(int evenWord) {
+        return Math.sqrt(-2.0 * Math.log(((evenWord & 0xFFFFFFFFL) + 1) * TWO_POW_M32));
+    }
+
+    /** Box-Muller angle 2 pi u2 from the odd word of a pair, u2 = w 2^-32. */
+    public static double boxMullerAngle(int oddWord) {
+        return TWO_PI * ((oddWord & 0xFFFFFFFFL) * TWO_POW_M32);
     }
 
     /** Fills out[off .. off+n) with U[0,1) draws j = 0..n-1 of (seed, stream) starting at block offset. */

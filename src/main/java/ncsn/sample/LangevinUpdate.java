@@ -113,15 +113,12 @@ public final class LangevinUpdate {
     }
 
     /**
-     * float32: blocks of 4 elements split across the workers; Philox4x32-10 inlined into locals
-     * (no word array), one Box-Muller pair per 2 elements, arithmetic in double, one rounding.
+     * float32: blocks of 4 elements split across the workers; one Philox block and one Box-Muller
+     * pair per 2 elements, arithmetic in double, one rounding.
      */
     static final class Cpu {
         /** Smallest parallel chunk: 2^13 Philox blocks = 32K elements (a tensor under 64K elements stays on one thread). */
         static final int GRAIN_BLOCKS = 1 << 13;
-        private static final int M0 = 0xD2511F53, M1 = 0xCD9E8D57;
-        private static final int W0 = 0x9E3779B9, W1 = 0xBB67AE85;
-        private static final double TWO_POW_M32 = 0x1p-32, TWO_PI = 2 * Math.PI;
 
         static void update(float[] x, float[] score, float[] mask, float[] known, double step,
                            long seed, long stream, long offset, int n) {
@@ -134,35 +131,17 @@ public final class LangevinUpdate {
         /** Blocks [lo, hi): elements 4 lo .. min(n, 4 hi). */
         static void blocks(float[] x, float[] score, float[] mask, float[] known, double step, double noise,
                            long seed, long stream, long offset, int n, int lo, int hi) {
-            final int s0 = (int) stream, s1 = (int) (stream >>> 32);
-            final int key0 = (int) seed, key1 = (int) (seed >>> 32);
+            int[] w = new int[4];
             for (int b = lo; b < hi; b++) {
-                long blk = offset + b;
-                int c0 = (int) blk, c1 = (int) (blk >>> 32), c2 = s0, c3 = s1, k0 = key0, k1 = key1;
-                for (int r = 0; r < 10; r++) {
-                    if (r > 0) {
-                        k0 += W0;
-                        k1 += W1;
-                    }
-                    long p0 = (M0 & 0xFFFFFFFFL) * (c0 & 0xFFFFFFFFL);
-                    long p1 = (M1 & 0xFFFFFFFFL) * (c2 & 0xFFFFFFFFL);
-                    int nc0 = (int) (p1 >>> 32) ^ c1 ^ k0;
-                    int nc2 = (int) (p0 >>> 32) ^ c3 ^ k1;
-                    c1 = (int) p1;
-                    c3 = (int) p0;
-                    c0 = nc0;
-                    c2 = nc2;
-                }
+                Philox.block(seed, stream, offset + b, w);
                 int j = b << 2;
                 int m = Math.min(4, n - j);
-                // Pair (c0, c1) -> elements j, j+1; pair (c2, c3) -> elements j+2, j+3.
-                double r01 = Math.sqrt(-2.0 * Math.log(((c0 & 0xFFFFFFFFL) + 1) * TWO_POW_M32));
-                double t01 = TWO_PI * ((c1 & 0xFFFFFFFFL) * TWO_POW_M32);
+                // Pair (w0, w1) -> elements j, j+1; pair (w2, w3) -> elements j+2, j+3 (Philox.normalOf's keying).
+                double r01 = Philox.boxMullerRadius(w[0]), t01 = Philox.boxMullerAngle(w[1]);
                 put(x, score, mask, known, step, noise, j, r01 * Math.cos(t01));
                 if (m > 1) put(x, score, mask, known, step, noise, j + 1, r01 * Math.sin(t01));
                 if (m > 2) {
-                    double r23 = Math.sqrt(-2.0 * Math.log(((c2 & 0xFFFFFFFFL) + 1) * TWO_POW_M32));
-                    double t23 = TWO_PI * ((c3 & 0xFFFFFFFFL) * TWO_POW_M32);
+                    double r23 = Philox.boxMullerRadius(w[2]), t23 = Philox.boxMullerAngle(w[3]);
                     put(x, score, mask, known, step, noise, j + 2, r23 * Math.cos(t23));
                     if (m > 3) put(x, score, mask, known, step, noise, j + 3, r23 * Math.sin(t23));
                 }

@@ -21,6 +21,7 @@ import ncsn.ops.AnnealedDsm;
 import ncsn.rng.Philox;
 import ncsn.tensor.DType;
 import ncsn.tensor.Scope;
+import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -201,17 +202,8 @@ class ModelFixtureTest {
         }
         if (!(rel <= tol))
             failures.add(String.format(Locale.ROOT, "%s: rel %.3e > %.0e; worst at %s engine %.9e torch %.9e (max|torch| %.3e)",
-                    what, rel, tol, Arrays.toString(unravel(at, want.shape())), got.get(at), want.get(at), maxRef));
+                    what, rel, tol, Arrays.toString(Shapes.unravel(at, want.shape())), got.get(at), want.get(at), maxRef));
         return rel;
-    }
-
-    static int[] unravel(int flat, int[] shape) {
-        int[] idx = new int[shape.length];
-        for (int d = shape.length - 1; d >= 0; d--) {
-            idx[d] = flat % shape[d];
-            flat /= shape[d];
-        }
-        return idx;
     }
 
     /**

@@ -246,8 +246,10 @@ public final class Conv2d {
      *
      * <p>Threading ({@link Threading#AUTO}): with at least as many images as threads the workers
      * take whole images from a shared counter, each with its own im2col buffer and a
-     * single-threaded GEMM, and (backward-weight) its own partial dW summed at the end: no
-     * synchronisation inside an image and the B panel stays in that core's cache. With fewer
+     * single-threaded GEMM (backward-weight: whole groups of images, each group summing into its
+     * own partial dW, the groups added in a fixed order, so dW is bit-for-bit the same for any
+     * thread count and timing): no synchronisation inside an image and the B panel stays in
+     * that core's cache. With fewer
      * images (sampling one image) the images run one after another and the GEMM (and
      * im2col/col2im) split the work. Measured on the 2-core dev machine (best of interleaved
      * runs, 64ch 32x32 and 128ch 16x16 3x3): images-parallel was as fast as or faster than the
@@ -255,7 +257,7 @@ public final class Conv2d {
      * so even a batch that is not a multiple of the thread count goes by images.
      *
      * <p>Buffers: the im2col buffers are per thread, grow to the largest layer once and are
-     * reused; the partial dW of worker slots beyond the first are pooled tensors from a
+     * reused; the partial dW of image groups beyond the first are pooled tensors from a
      * {@link Scope} the kernel opens itself: no large allocation per call in steady state.
      *
      * <p>Tried and dropped: backward-data as a transposed convolution (dx = conv(dy, w rotated

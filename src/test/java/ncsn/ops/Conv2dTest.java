@@ -273,6 +273,38 @@ class Conv2dTest {
         }
     }
 
+    /**
+     * Reproducibility: every output (dW and db included, which sum over images) is bit-for-bit
+     * the same with 1 or 2 threads and with either threading scheme, so a resumed training run
+     * repeats the uninterrupted one.
+     */
+    @Test
+    void resultsDoNotDependOnThreading() {
+        Conv2d.Dims g = new Conv2d.Dims(11, 6, 7, 9, 5, 3, 3, 2, 2);
+        float[] x = f32(gauss(21, 11 * 6 * 7 * 9)), w = f32(gauss(22, 5 * 6 * 9)), b = f32(gauss(23, 5));
+        float[] dy = f32(gauss(24, 11 * 5 * g.p()));
+        float[][] first = null;
+        int threads = Parallel.threads();
+        try {
+            for (int t : new int[] {1, 2}) {
+                Parallel.setThreads(t);
+                for (Conv2d.Cpu.Threading mode : Conv2d.Cpu.Threading.values()) {
+                    float[] y = new float[dy.length], dx = new float[x.length], dw = new float[w.length];
+                    float[] db = new float[5];
+                    Conv2d.Cpu.forward(Simd.gemmKernel(), mode, g, x, w, b, y);
+                    Conv2d.Cpu.backwardData(Simd.gemmKernel(), mode, g, dy, w, dx);
+                    Conv2d.Cpu.backwardWeight(Simd.gemmKernel(), mode, g, x, dy, dw, db);
+                    float[][] now = {y, dx, dw, db};
+                    if (first == null) first = now;
+                    else for (int i = 0; i < now.length; i++)
+                        assertArrayEquals(first[i], now[i], "output " + i + " with " + t + " threads, " + mode);
+                }
+            }
+        } finally {
+            Parallel.setThreads(threads);
+        }
+    }
+
     /** A training-step loop allocates no new pooled arrays after the first step. */
     @Test
     void steadyStateReusesBuffers() {

@@ -32,6 +32,8 @@ import picocli.CommandLine.Spec;
             ToyCommand.class,
             ScoreCommand.class,
             TrainCommand.class,
+            SampleCommand.class,
+            InpaintCommand.class,
             // ------------------------------------------------------------------------------------
             CommandLine.HelpCommand.class,
         })

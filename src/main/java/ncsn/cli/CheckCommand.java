@@ -36,13 +36,13 @@ public final class CheckCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        out.println("CPU kernels: " + Simd.description());
+        Simd.gemmKernel(); // the provider logs its choice once, before the table
         List<OpCatalog.Case> cases = ops.isEmpty() ? OpCatalog.all() : OpCatalog.ofOps(ops);
         if (cases.isEmpty()) {
             spec.commandLine().getErr().println("check: no op named " + ops + " in the catalog");
             return CommandLine.ExitCode.USAGE;
         }
-        out.printf(Locale.ROOT, "%-16s %-34s %14s %14s  %s%n", "op", "case", "gradcheck", "f32 vs f64", "result");
+        out.printf(Locale.ROOT, "%-16s %-52s %10s %14s  %s%n", "op", "case", "gradcheck", "f32 vs f64", "result");
         int failed = 0;
         long t0 = System.nanoTime();
         for (OpCatalog.Case c : cases) {
@@ -51,7 +51,7 @@ public final class CheckCommand implements Callable<Integer> {
             boolean ok = g.passed() && f.passed();
             if (!ok) failed++;
             // gradcheck column: worst error as a fraction of its allowance; f32 column: max|diff|/max|ref|.
-            out.printf(Locale.ROOT, "%-16s %-34s %14s %14s  %s%n", c.op(), c.variant(),
+            out.printf(Locale.ROOT, "%-16s %-52s %10s %14s  %s%n", c.op(), c.variant(),
                     String.format(Locale.ROOT, "%.2e", g.error()),
                     String.format(Locale.ROOT, "%.1e/%.0e", f.error(), f.limit()), ok ? "pass" : "FAIL");
             if (!g.passed() || verbose) out.println("    " + g.detail());

@@ -15,6 +15,7 @@ import ncsn.sample.SamplingModel;
 import ncsn.sample.SamplingProgress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -39,9 +40,8 @@ public final class InpaintCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--checkpoint", required = true, paramLabel = "FILE",
-            description = "A training checkpoint (EMA weights used when present) or a weights-only safetensors file.")
-    Path checkpoint;
+    @Mixin
+    LangevinOptions opt;
 
     @Option(names = "--images", required = true, paramLabel = "SOURCE",
             description = "Reference images: a data set name (MNIST, FashionMNIST, CIFAR10, CELEBA; test split, with --data-path),"
@@ -56,41 +56,11 @@ public final class InpaintCommand implements Callable<Integer> {
                     + " half-size square), or a PNG of the image size (non-zero = known).")
     String mask;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory (created if missing).")
-    Path out;
-
     @Option(names = "--count", paramLabel = "K", description = "Reference images (default: ${DEFAULT-VALUE}).")
     int count = 8;
 
     @Option(names = "--per-image", paramLabel = "P", description = "Completions per reference image (default: ${DEFAULT-VALUE}).")
     int perImage = 8;
-
-    @Option(names = "--seed", paramLabel = "S", description = "Seed of every random draw (default: ${DEFAULT-VALUE}).")
-    long seed = 0;
-
-    @Option(names = "--steps-per-level", paramLabel = "T", description = "Langevin steps per noise level (default: ${DEFAULT-VALUE}).")
-    int stepsPerLevel = 100;
-
-    @Option(names = "--step-lr", paramLabel = "LR", description = "step_lr: the step at the last level (default: ${DEFAULT-VALUE}).")
-    double stepLr = 2e-5;
-
-    @Option(names = "--batch", paramLabel = "B", description = "Completions per batch (default: all, at most 100). The results do not depend on it.")
-    Integer batch;
-
-    @Option(names = "--gif", description = "Also write DIR/chain.gif: the grid every 10 Langevin steps.")
-    boolean gif;
-
-    @Option(names = "--image-size", paramLabel = "H", description = "Image size (default: the checkpoint's config, else 28 for 1 channel, 32 for 3).")
-    Integer imageSize;
-
-    @Option(names = "--sigma-begin", paramLabel = "S", description = "Largest noise level, for weights-only files without sigmas (default 1).")
-    Double sigmaBegin;
-
-    @Option(names = "--sigma-end", paramLabel = "S", description = "Smallest noise level, likewise (default 0.01).")
-    Double sigmaEnd;
-
-    @Option(names = "--quiet", description = "No progress output.")
-    boolean quiet;
 
     @Override
     public Integer call() {
@@ -101,7 +71,7 @@ public final class InpaintCommand implements Callable<Integer> {
             err.println("ncsn inpaint: " + e.getMessage());
             return CommandLine.ExitCode.USAGE;
         } catch (IOException e) {
-            err.println("ncsn inpaint: could not write the results into " + out + ": " + e
+            err.println("ncsn inpaint: could not write the results into " + opt.out + ": " + e
                     + ". Nothing there is marked complete (timing.json is written last).");
             return 1;
         } catch (OutOfMemoryError e) {
@@ -116,50 +86,50 @@ public final class InpaintCommand implements Callable<Integer> {
     private int run(PrintWriter o) throws SamplingModel.BadCheckpoint, IOException {
         positive("--count", count);
         positive("--per-image", perImage);
-        positive("--steps-per-level", stepsPerLevel);
-        if (batch != null) positive("--batch", batch);
-        if (!(stepLr > 0) || Double.isInfinite(stepLr))
-            throw new IllegalArgumentException("--step-lr must be a positive finite number, got " + stepLr);
+        positive("--steps-per-level", opt.stepsPerLevel);
+        if (opt.batch != null) positive("--batch", opt.batch);
+        if (!(opt.stepLr > 0) || Double.isInfinite(opt.stepLr))
+            throw new IllegalArgumentException("--step-lr must be a positive finite number, got " + opt.stepLr);
 
-        SamplingModel sm = SamplingModel.load(checkpoint, imageSize, sigmaBegin, sigmaEnd);
+        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd);
         int c = sm.model().config().channels(), size = sm.imageSize();
         InpaintMask m = InpaintMask.parse(mask, size, size);
         ReferenceImages refs = ReferenceImages.load(images, dataPath, count, c, size);
         ImageSampler is = ImageSampler.forModel(sm.model(), sm.sigmas(), size);
         int total = refs.count() * perImage;
-        int b = batch != null ? batch : Math.min(total, 100);
+        int b = opt.batch != null ? opt.batch : Math.min(total, 100);
         int eb = ImageSampler.effectiveBatch(b, total, c * size * size);
-        SampleOutputs.prepare(out);
+        SampleOutputs.prepare(opt.out);
 
         int levels = sm.sigmas().length;
         if (sm.note() != null) o.println("note: " + sm.note());
-        o.printf(Locale.ROOT, "model: %s (%s); image size %d from %s%n", sm.model(), checkpoint, size, sm.imageSizeSource());
+        o.printf(Locale.ROOT, "model: %s (%s); image size %d from %s%n", sm.model(), opt.checkpoint, size, sm.imageSizeSource());
         o.printf(Locale.ROOT, "noise levels: %s, from %s%n", SampleCommand.shortSigmas(sm.sigmas()), sm.sigmaSource());
         o.printf(Locale.ROOT, "references: %s; mask %s%n", refs.description(), m.describe());
         o.printf(Locale.ROOT, "inpainting: %d x %d completions, %d levels x %d steps, step_lr %.4g, batch %d, seed %d%n",
-                refs.count(), perImage, levels, stepsPerLevel, stepLr, eb, seed);
+                refs.count(), perImage, levels, opt.stepsPerLevel, opt.stepLr, eb, opt.seed);
         if (refs.count() < count) o.printf("note: only %d reference images available (--count %d)%n", refs.count(), count);
         o.flush();
 
         ImageSampler.Result r;
-        try (SamplingProgress p = new SamplingProgress(SamplingProgress.autoMode(quiet), o, levels, stepsPerLevel)) {
-            r = Inpainter.run(is, refs, m, perImage, seed, stepsPerLevel, stepLr, b, gif, p);
+        try (SamplingProgress p = new SamplingProgress(SamplingProgress.autoMode(opt.quiet), o, levels, opt.stepsPerLevel)) {
+            r = Inpainter.run(is, refs, m, perImage, opt.seed, opt.stepsPerLevel, opt.stepLr, b, opt.gif, p);
         }
-        Map<String, String> meta = SampleOutputs.meta("format", "ncsn-engine-inpainting", "checkpoint", checkpoint.toString(),
+        Map<String, String> meta = SampleOutputs.meta("format", "ncsn-engine-inpainting", "checkpoint", opt.checkpoint.toString(),
                 "images", images, "references", refs.description(), "mask", m.describe(), "per_image", Integer.toString(perImage),
-                "seed", Long.toString(seed), "steps_per_level", Integer.toString(stepsPerLevel), "step_lr", Double.toString(stepLr),
+                "seed", Long.toString(opt.seed), "steps_per_level", Integer.toString(opt.stepsPerLevel), "step_lr", Double.toString(opt.stepLr),
                 "batch", Integer.toString(eb), "image_size", Integer.toString(size), "sigmas", SampleCommand.joined(sm.sigmas()),
                 "model", sm.model().config().toString(), "logit_transform", Boolean.toString(sm.model().config().logitTransform()),
                 "known_pixels", "last c_i = r + sigma_{L-1} z' (as the reference)");
         String extra = "  \"sampler\": \"inpaint\",\n"
-                + "  \"checkpoint\": " + SampleOutputs.jsonString(checkpoint.toString()) + ",\n"
+                + "  \"checkpoint\": " + SampleOutputs.jsonString(opt.checkpoint.toString()) + ",\n"
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
-                + "  \"seed\": " + seed + ",\n";
-        Inpainter.write(out, is, refs, m, perImage, r, meta, extra);
+                + "  \"seed\": " + opt.seed + ",\n";
+        Inpainter.write(opt.out, is, refs, m, perImage, r, meta, extra);
         o.println("timing: " + r.timing().summary());
-        o.printf(Locale.ROOT, "wrote %d completions of %d images to %s (%s, %s%s, %s) in %.1f s%n", total, refs.count(), out,
-                SampleOutputs.INPAINT_PNG, SampleOutputs.INPAINT_ST, gif ? ", " + SampleOutputs.GIF : "", SampleOutputs.TIMING,
+        o.printf(Locale.ROOT, "wrote %d completions of %d images to %s (%s, %s%s, %s) in %.1f s%n", total, refs.count(), opt.out,
+                SampleOutputs.INPAINT_PNG, SampleOutputs.INPAINT_ST, opt.gif ? ", " + SampleOutputs.GIF : "", SampleOutputs.TIMING,
                 r.timing().totalSeconds());
         o.flush();
         return CommandLine.ExitCode.OK;

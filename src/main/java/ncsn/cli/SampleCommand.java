@@ -13,6 +13,7 @@ import ncsn.sample.SamplingModel;
 import ncsn.sample.SamplingProgress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -39,30 +40,11 @@ public final class SampleCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--checkpoint", required = true, paramLabel = "FILE",
-            description = "A training checkpoint (EMA weights used when present) or a weights-only safetensors file.")
-    Path checkpoint;
-
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory (created if missing).")
-    Path out;
+    @Mixin
+    LangevinOptions opt;
 
     @Option(names = "--n", paramLabel = "N", description = "Number of samples (default: ${DEFAULT-VALUE}).")
     int n = 100;
-
-    @Option(names = "--seed", paramLabel = "S", description = "Seed of every random draw (default: ${DEFAULT-VALUE}).")
-    long seed = 0;
-
-    @Option(names = "--steps-per-level", paramLabel = "T", description = "Langevin steps per noise level (default: ${DEFAULT-VALUE}).")
-    int stepsPerLevel = 100;
-
-    @Option(names = "--step-lr", paramLabel = "LR", description = "step_lr: the step at the last level (default: ${DEFAULT-VALUE}).")
-    double stepLr = 2e-5;
-
-    @Option(names = "--batch", paramLabel = "B", description = "Samples per batch (default: all n, at most 100). The samples do not depend on it.")
-    Integer batch;
-
-    @Option(names = "--gif", description = "Also write DIR/chain.gif: the grid every 10 Langevin steps.")
-    boolean gif;
 
     @Option(names = "--denoise", description = "Add NCSNv2's final denoising step x + sigma_L^2 s(x, L-1).")
     boolean denoise;
@@ -75,18 +57,6 @@ public final class SampleCommand implements Callable<Integer> {
 
     @Option(names = "--steps", paramLabel = "N", description = "Plain Langevin's number of steps (default: L x steps-per-level).")
     Integer steps;
-
-    @Option(names = "--image-size", paramLabel = "H", description = "Image size (default: the checkpoint's config, else 28 for 1 channel, 32 for 3).")
-    Integer imageSize;
-
-    @Option(names = "--sigma-begin", paramLabel = "S", description = "Largest noise level, for weights-only files without sigmas (default 1).")
-    Double sigmaBegin;
-
-    @Option(names = "--sigma-end", paramLabel = "S", description = "Smallest noise level, likewise (default 0.01).")
-    Double sigmaEnd;
-
-    @Option(names = "--quiet", description = "No progress output.")
-    boolean quiet;
 
     private static final class BadInput extends Exception {
         BadInput(String m) {
@@ -103,7 +73,7 @@ public final class SampleCommand implements Callable<Integer> {
             err.println("ncsn sample: " + e.getMessage());
             return CommandLine.ExitCode.USAGE;
         } catch (IOException e) {
-            err.println("ncsn sample: could not write the results into " + out + ": " + e
+            err.println("ncsn sample: could not write the results into " + opt.out + ": " + e
                     + ". Nothing there is marked complete (timing.json is written last).");
             return 1;
         } catch (OutOfMemoryError e) {
@@ -117,50 +87,50 @@ public final class SampleCommand implements Callable<Integer> {
 
     private int run(PrintWriter o) throws BadInput, SamplingModel.BadCheckpoint, IOException {
         positive("--n", n);
-        positive("--steps-per-level", stepsPerLevel);
-        if (batch != null) positive("--batch", batch);
+        positive("--steps-per-level", opt.stepsPerLevel);
+        if (opt.batch != null) positive("--batch", opt.batch);
         if (steps != null) positive("--steps", steps);
-        if (!(stepLr > 0) || Double.isInfinite(stepLr)) throw new BadInput("--step-lr must be a positive finite number, got " + stepLr);
+        if (!(opt.stepLr > 0) || Double.isInfinite(opt.stepLr)) throw new BadInput("--step-lr must be a positive finite number, got " + opt.stepLr);
         boolean plain = sampler == Sampler.langevin;
         if (!plain && label != null) throw new BadInput("--label applies only to --sampler langevin");
         if (!plain && steps != null) throw new BadInput("--steps applies only to --sampler langevin (annealed: --steps-per-level)");
 
-        SamplingModel sm = SamplingModel.load(checkpoint, imageSize, sigmaBegin, sigmaEnd);
+        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd);
         int levels = sm.sigmas().length;
         if (plain && label != null && (label < 0 || label >= levels))
             throw new BadInput("--label " + label + " is outside 0.." + (levels - 1) + " (the checkpoint has " + levels + " noise levels)");
         int lab = label != null ? label : levels - 1;
-        int plainSteps = steps != null ? steps : levels * stepsPerLevel;
-        int b = batch != null ? batch : Math.min(n, 100);
+        int plainSteps = steps != null ? steps : levels * opt.stepsPerLevel;
+        int b = opt.batch != null ? opt.batch : Math.min(n, 100);
         ImageSampler.Settings settings = plain
-                ? ImageSampler.Settings.langevin(n, seed, lab, plainSteps, stepLr, b, denoise, gif)
-                : ImageSampler.Settings.annealed(n, seed, stepsPerLevel, stepLr, b, denoise, gif);
+                ? ImageSampler.Settings.langevin(n, opt.seed, lab, plainSteps, opt.stepLr, b, denoise, opt.gif)
+                : ImageSampler.Settings.annealed(n, opt.seed, opt.stepsPerLevel, opt.stepLr, b, denoise, opt.gif);
         ImageSampler is = ImageSampler.forModel(sm.model(), sm.sigmas(), sm.imageSize());
-        SampleOutputs.prepare(out);
+        SampleOutputs.prepare(opt.out);
 
         int c = sm.model().config().channels(), size = sm.imageSize();
         int eb = ImageSampler.effectiveBatch(b, n, c * size * size);
         if (sm.note() != null) o.println("note: " + sm.note());
-        o.printf(Locale.ROOT, "model: %s (%s); image size %d from %s%n", sm.model(), checkpoint, size, sm.imageSizeSource());
+        o.printf(Locale.ROOT, "model: %s (%s); image size %d from %s%n", sm.model(), opt.checkpoint, size, sm.imageSizeSource());
         o.printf(Locale.ROOT, "noise levels: %s, from %s%n", shortSigmas(sm.sigmas()), sm.sigmaSource());
         if (plain)
             o.printf(Locale.ROOT, "plain Langevin: %d samples, label %d (sigma %.4g), %d steps of %.4g, batch %d, seed %d%s%n", n, lab,
-                    sm.sigmas()[lab], plainSteps, stepLr, eb, seed, denoise ? ", + denoising step" : "");
+                    sm.sigmas()[lab], plainSteps, opt.stepLr, eb, opt.seed, denoise ? ", + denoising step" : "");
         else
             o.printf(Locale.ROOT, "annealed Langevin: %d samples, %d levels x %d steps, step_lr %.4g (step %.4g .. %.4g), batch %d, seed %d%s%n",
-                    n, levels, stepsPerLevel, stepLr, is.stepSize(stepLr, 0), is.stepSize(stepLr, levels - 1), eb, seed,
+                    n, levels, opt.stepsPerLevel, opt.stepLr, is.stepSize(opt.stepLr, 0), is.stepSize(opt.stepLr, levels - 1), eb, opt.seed,
                     denoise ? ", + denoising step" : "");
         if (eb != b) o.printf("note: --batch %d rounded to %d so that each batch's noise matches the whole run's%n", b, eb);
         o.flush();
 
         ImageSampler.Result r;
-        try (SamplingProgress p = new SamplingProgress(SamplingProgress.autoMode(quiet), o, plain ? 1 : levels,
-                plain ? plainSteps : stepsPerLevel)) {
+        try (SamplingProgress p = new SamplingProgress(SamplingProgress.autoMode(opt.quiet), o, plain ? 1 : levels,
+                plain ? plainSteps : opt.stepsPerLevel)) {
             r = is.sample(settings, p);
         }
         Map<String, String> meta = SampleOutputs.meta("format", "ncsn-engine-samples", "sampler", sampler.name(),
-                "checkpoint", checkpoint.toString(), "seed", Long.toString(seed), "n", Integer.toString(n),
-                "steps_per_level", Integer.toString(stepsPerLevel), "step_lr", Double.toString(stepLr),
+                "checkpoint", opt.checkpoint.toString(), "seed", Long.toString(opt.seed), "n", Integer.toString(n),
+                "steps_per_level", Integer.toString(opt.stepsPerLevel), "step_lr", Double.toString(opt.stepLr),
                 "batch", Integer.toString(eb), "denoise", Boolean.toString(denoise), "image_size", Integer.toString(size),
                 "sigmas", joined(sm.sigmas()), "model", sm.model().config().toString(),
                 "logit_transform", Boolean.toString(sm.model().config().logitTransform()));
@@ -169,14 +139,14 @@ public final class SampleCommand implements Callable<Integer> {
             meta.put("steps", Integer.toString(plainSteps));
         }
         String extra = "  \"sampler\": \"" + sampler.name() + "\",\n"
-                + "  \"checkpoint\": " + SampleOutputs.jsonString(checkpoint.toString()) + ",\n"
+                + "  \"checkpoint\": " + SampleOutputs.jsonString(opt.checkpoint.toString()) + ",\n"
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
-                + "  \"seed\": " + seed + ",\n";
-        SampleOutputs.writeSamples(out, is, r, meta, extra);
+                + "  \"seed\": " + opt.seed + ",\n";
+        SampleOutputs.writeSamples(opt.out, is, r, meta, extra);
         o.println("timing: " + r.timing().summary());
-        o.printf(Locale.ROOT, "wrote %d samples to %s (%s, %s/, %s%s, %s) in %.1f s%n", n, out, SampleOutputs.SAMPLES_PNG,
-                SampleOutputs.SAMPLES_DIR, SampleOutputs.SAMPLES_ST, gif ? ", " + SampleOutputs.GIF : "", SampleOutputs.TIMING,
+        o.printf(Locale.ROOT, "wrote %d samples to %s (%s, %s/, %s%s, %s) in %.1f s%n", n, opt.out, SampleOutputs.SAMPLES_PNG,
+                SampleOutputs.SAMPLES_DIR, SampleOutputs.SAMPLES_ST, opt.gif ? ", " + SampleOutputs.GIF : "", SampleOutputs.TIMING,
                 r.timing().totalSeconds());
         o.flush();
         return CommandLine.ExitCode.OK;

@@ -1,9 +1,10 @@
 // Elementwise float32 kernels for the ncsn GPU backend.
 //
 // Built by kernels.mk into the single fatbin resource ncsn/cuda/ncsn_kernels.fatbin (SASS for
-// sm_75/80/86/89/90 + compute_90 PTX). The Java launcher (cuModuleLoadData on the fatbin bytes,
-// cuModuleGetFunction by the extern "C" names below, cuLaunchKernel) comes with the GPU backend
-// issue; until then these kernels are only compiled and checked for spills.
+// sm_75/80/86/89/90 + compute_90 PTX). Launched from Java by ncsn.cuda.ElementwiseKernels
+// (module loaded once by ncsn.cuda.CudaContext with cuModuleLoadData, functions looked up by the
+// extern "C" names below, 256 threads per block, grid = min(ceil(n / 256), 32 x SMs)); tested
+// against the float64 reference ops by ElementwiseKernelsGpuTest (skipped without a GPU).
 //
 // Conventions for every .cu file in src/main/cuda (kernels.mk compiles them as ONE translation
 // unit, see its header):

@@ -87,6 +87,19 @@ public final class Tensor {
         return t;
     }
 
+    /**
+     * A tensor over storage made by another backend (e.g. {@code ncsn.cuda.CudaStorage}), owned by
+     * the innermost open scope when {@code scopeOwned} and a scope is open (freed when it closes).
+     */
+    public static Tensor ofStorage(Storage storage, boolean scopeOwned, int... shape) {
+        int[] s = checkShape(shape);
+        TensorException.check(storage.length() == numel(s), "ofStorage",
+                "storage of " + storage.length() + " elements does not fill shape " + TensorException.shape(s));
+        Scope scope = Scope.current();
+        if (scopeOwned && scope != null) scope.adopt(storage);
+        return new Tensor(storage, s);
+    }
+
     private static Tensor allocate(DType dtype, int[] shape, boolean zero) {
         int[] s = checkShape(shape);
         Scope scope = Scope.current();

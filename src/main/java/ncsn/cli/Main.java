@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
             TrainCommand.class,
             SampleCommand.class,
             InpaintCommand.class,
+            BenchCommand.class,
             // ------------------------------------------------------------------------------------
             CommandLine.HelpCommand.class,
         })

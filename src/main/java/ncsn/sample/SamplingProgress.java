@@ -1,15 +1,14 @@
 package ncsn.sample;
 
-import java.io.Console;
 import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.lang.reflect.Method;
 import java.time.Duration;
 import java.util.Locale;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
+import ncsn.util.Terminal;
 
 /**
  * Progress of a sampling run over batches, levels and steps. On a terminal a progress bar
@@ -43,21 +42,7 @@ public final class SamplingProgress implements ImageSampler.Listener, AutoClosea
 
     /** SILENT when quiet, else BAR on a terminal and PLAIN otherwise. */
     public static Mode autoMode(boolean quiet) {
-        return quiet ? Mode.SILENT : stdoutIsTerminal() ? Mode.BAR : Mode.PLAIN;
-    }
-
-    /** System.console() is non-null only for a terminal up to JDK 21; JDK 22+ needs isTerminal(). */
-    static boolean stdoutIsTerminal() {
-        Console c = System.console();
-        if (c == null) return false;
-        try {
-            Method m = Console.class.getMethod("isTerminal");
-            return (Boolean) m.invoke(c);
-        } catch (NoSuchMethodException e) {
-            return true;
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            return false;
-        }
+        return quiet ? Mode.SILENT : Terminal.stdoutIsTerminal() ? Mode.BAR : Mode.PLAIN;
     }
 
     @Override

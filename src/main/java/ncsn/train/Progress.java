@@ -1,14 +1,13 @@
 package ncsn.train;
 
-import java.io.Console;
 import java.io.PrintStream;
-import java.lang.reflect.Method;
 import java.time.Duration;
 import java.util.Locale;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
+import ncsn.util.Terminal;
 
 /**
  * Training progress: step, loss, latest test loss, images/s and ETA. On a terminal a progress bar
@@ -58,22 +57,9 @@ final class Progress implements AutoCloseable {
 
     /** BAR when stdout is a terminal, else PLAIN. */
     static Mode autoMode() {
-        return stdoutIsTerminal() ? Mode.BAR : Mode.PLAIN;
+        return Terminal.stdoutIsTerminal() ? Mode.BAR : Mode.PLAIN;
     }
 
-    /** System.console() is non-null only for a terminal up to JDK 21; JDK 22+ needs isTerminal(). */
-    static boolean stdoutIsTerminal() {
-        Console c = System.console();
-        if (c == null) return false;
-        try {
-            Method m = Console.class.getMethod("isTerminal");
-            return (Boolean) m.invoke(c);
-        } catch (NoSuchMethodException e) {
-            return true;
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            return false;
-        }
-    }
 
     /** The reference's test loss and the mean of the per-level test losses at a test step. */
     void testLoss(long step, double loss, double levelMean) {

@@ -304,21 +304,21 @@ public final class Conv2d {
             }
         }
 
+        /** Image n's im2col matrix [K, P]: x itself (at xOff) for a 1x1 pad-0 conv, else this thread's scratch (at 0). */
+        private static float[] columns(boolean parallel, Dims g, float[] x, int xOff, Scratch s) {
+            if (g.pointwise()) return x;
+            float[] col = s.col(g.k() * g.p());
+            im2colRows(parallel, g, x, xOff, col);
+            return col;
+        }
+
         /** y_n[Co, P] = W[Co, K] * col_n[K, P] (+ b). {@code parallel}: GEMM and im2col use all workers. */
         private static void forwardImage(GemmKernel kernel, boolean parallel, Dims g, float[] x, float[] w,
                                          float[] b, float[] y, int n, Scratch s) {
             int co = g.co(), k = g.k(), p = g.p();
             int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
-            float[] col;
-            int colOff;
-            if (g.pointwise()) {
-                col = x;
-                colOff = xOff;
-            } else {
-                col = s.col(k * p);
-                colOff = 0;
-                im2colRows(parallel, g, x, xOff, col);
-            }
+            float[] col = columns(parallel, g, x, xOff, s);
+            int colOff = g.pointwise() ? xOff : 0;
             float beta = 0f;
             if (b != null) {
                 // Bias first, then the GEMM accumulates onto it (beta = 1): no second pass over y.
@@ -425,16 +425,8 @@ public final class Conv2d {
                                         int dwOff, float beta, double[] pb, int pbOff, int n, Scratch s) {
             int co = g.co(), k = g.k(), p = g.p();
             int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
-            float[] col;
-            int colOff;
-            if (g.pointwise()) {
-                col = x;
-                colOff = xOff;
-            } else {
-                col = s.col(k * p);
-                colOff = 0;
-                im2colRows(parallel, g, x, xOff, col);
-            }
+            float[] col = columns(parallel, g, x, xOff, s);
+            int colOff = g.pointwise() ? xOff : 0;
             Gemm.sgemm(kernel, parallel, false, true, co, k, p, 1f, dy, yOff, p, col, colOff, p, beta, dw, dwOff, k);
             if (pb != null) for (int c = 0; c < co; c++) pb[pbOff + c] += rowSum(dy, yOff + c * p, p);
         }

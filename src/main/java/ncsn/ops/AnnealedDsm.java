@@ -65,20 +65,14 @@ public final class AnnealedDsm {
 
     /** The mean weighted loss, shape [1]; differentiable with respect to score only. */
     public static Tensor loss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
-        String op = "dsm_loss";
-        OpChecks.live(op, score, noise);
-        OpChecks.sameShape(op, score, noise);
-        checkBatch(op, score, labels, sigmas);
-        int n = score.dim(0), d = score.numel() / Math.max(1, n);
+        double[] per = perSampleLoss(score, noise, labels, sigmas, annealPower); // validates the arguments
+        int n = score.dim(0), d = score.numel() / n;
         double[] s = perSampleSigma(labels, sigmas);
         Tensor out = Tensor.empty(score.dtype(), 1);
-        double[] per = new double[n];
-        if (score.dtype() == DType.F64) Reference.perSample(per, score.f64(), noise.f64(), s, annealPower, n, d);
-        else Cpu.perSample(per, score.f32(), noise.f32(), s, annealPower, n, d);
         double total = 0;
         for (double v : per) total += v;
         out.set(0, total / n);
-        Autograd.record(op, out, new Tensor[] {score}, g -> {
+        Autograd.record("dsm_loss", out, new Tensor[] {score}, g -> {
             Tensor gs = Tensor.emptyLike(score);
             double g0 = g.get(0);
             if (score.dtype() == DType.F64) Reference.backward(gs.f64(), g0, score.f64(), noise.f64(), s, annealPower, n, d);

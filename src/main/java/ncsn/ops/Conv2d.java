@@ -428,7 +428,7 @@ public final class Conv2d {
             float[] col = columns(parallel, g, x, xOff, s);
             int colOff = g.pointwise() ? xOff : 0;
             Gemm.sgemm(kernel, parallel, false, true, co, k, p, 1f, dy, yOff, p, col, colOff, p, beta, dw, dwOff, k);
-            if (pb != null) for (int c = 0; c < co; c++) pb[pbOff + c] += rowSum(dy, yOff + c * p, p);
+            if (pb != null) for (int c = 0; c < co; c++) pb[pbOff + c] += Reduce.Cpu.sumRun(dy, yOff + c * p, p);
         }
 
         /** db [Co] (overwritten) = sum of dy over n, oh, ow (used when w needs no gradient). */
@@ -437,28 +437,10 @@ public final class Conv2d {
             Parallel.forRange(co, Math.max(1, (1 << 16) / Math.max(1, nImages * p)), (lo, hi) -> {
                 for (int c = lo; c < hi; c++) {
                     double sum = 0;
-                    for (int n = 0; n < nImages; n++) sum += rowSum(dy, (n * co + c) * p, p);
+                    for (int n = 0; n < nImages; n++) sum += Reduce.Cpu.sumRun(dy, (n * co + c) * p, p);
                     db[c] = (float) sum;
                 }
             });
-        }
-
-        /** Sum of a[off .. off+len) with eight independent chains (a single chain runs at the add latency). */
-        private static double rowSum(float[] a, int off, int len) {
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-            int i = off, end = off + len, end8 = off + (len & ~7);
-            for (; i < end8; i += 8) {
-                s0 += a[i];
-                s1 += a[i + 1];
-                s2 += a[i + 2];
-                s3 += a[i + 3];
-                s4 += a[i + 4];
-                s5 += a[i + 5];
-                s6 += a[i + 6];
-                s7 += a[i + 7];
-            }
-            for (; i < end; i++) s0 += a[i];
-            return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
         }
 
         // ---- im2col / col2im ----------------------------------------------------------------

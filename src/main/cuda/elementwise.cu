@@ -16,9 +16,7 @@
 //     and writes only index i, so aliasing is harmless;
 //   * no fast-math: results are tested against the float64 reference ops.
 
-#define NCSN_GRID_STRIDE_LOOP(i, n)                                                    \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
 
 // ELU with alpha = 1: out = x > 0 ? x : exp(x) - 1.
 extern "C" __global__ void elu_forward_f32(const float* x, float* out, long long n)
@@ -56,4 +54,3 @@ extern "C" __global__ void scale_f32(const float* x, float* out, float a, float 
     }
 }
 
-#undef NCSN_GRID_STRIDE_LOOP

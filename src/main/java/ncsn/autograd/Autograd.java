@@ -85,8 +85,7 @@ public final class Autograd {
     public static void backward(Tensor loss) {
         TensorException.check(loss.numel() == 1, "backward",
                 "needs a one-element loss, got " + loss.describe() + " (pass an explicit gradient for other shapes)");
-        Tensor seed = Tensor.empty(loss.dtype(), loss.shape());
-        seed.set(0, 1.0);
+        Tensor seed = Tensor.empty(loss.device(), loss.dtype(), loss.shape()).fill(1.0);
         backward(loss, seed);
     }
 
@@ -97,6 +96,8 @@ public final class Autograd {
                 "gradient " + gradOut.describe() + " does not match output " + out.describe());
         TensorException.check(out.dtype() == gradOut.dtype(), "backward",
                 "gradient dtype " + gradOut.dtype() + " differs from output dtype " + out.dtype());
+        TensorException.check(out.device() == gradOut.device(), "backward",
+                "gradient on " + gradOut.device() + " but output " + out.describe() + " on " + out.device());
         State st = STATE.get();
         ArrayList<Node> tape = st.tape;
         boolean[] done = new boolean[tape.size()];
@@ -120,7 +121,7 @@ public final class Autograd {
                     Tensor in = n.inputs[k];
                     if (in == null || !in.requiresGrad() || gin[k] == null) continue;
                     Tensor gk = gin[k];
-                    if (!gk.sameShape(in) || gk.dtype() != in.dtype())
+                    if (!gk.sameShape(in) || gk.dtype() != in.dtype() || gk.device() != in.device())
                         throw new IllegalStateException("backward of '" + n.op + "' returned gradient "
                                 + gk.describe() + " for input " + in.describe());
                     if (in.node() == null) {
@@ -154,7 +155,7 @@ public final class Autograd {
     private static void accumulateLeaf(Tensor leaf, Tensor g) {
         Tensor acc = leaf.grad();
         if (acc == null) {
-            acc = Tensor.persistent(leaf.dtype(), leaf.shape());
+            acc = Tensor.persistent(leaf.device(), leaf.dtype(), leaf.shape());
             leaf.setGrad(acc);
         }
         addInto(acc, g);
@@ -168,6 +169,10 @@ public final class Autograd {
     }
 
     private static void addInto(Tensor acc, Tensor g) {
+        if (!acc.isCpu()) {
+            ncsn.tensor.DeviceBackend.of(acc.device()).addInto(acc, g);
+            return;
+        }
         int n = acc.numel();
         if (acc.dtype() == DType.F64) {
             double[] a = acc.f64(), b = g.f64();

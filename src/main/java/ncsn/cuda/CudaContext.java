@@ -208,10 +208,15 @@ public final class CudaContext {
      * {@code Pointer.to(new long[] {n})}), in the kernel's parameter order.
      */
     public void launch(String kernel, int grid, int block, Pointer... args) {
+        launch(kernel, grid, 1, 1, block, 1, 1, 0, args);
+    }
+
+    /** Launches with a 3-D grid and block and {@code sharedBytes} of dynamic shared memory (see {@link Launch}). */
+    public void launch(String kernel, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, Pointer... args) {
         CUfunction f = function(kernel);
         Pointer params = Pointer.to(args);
-        check("cuLaunchKernel(" + kernel + ", grid " + grid + ", block " + block + ")",
-                () -> JCudaDriver.cuLaunchKernel(f, grid, 1, 1, block, 1, 1, 0, stream, params, null));
+        check("cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz + ")",
+                () -> JCudaDriver.cuLaunchKernel(f, gx, gy, gz, bx, by, bz, sharedBytes, stream, params, null));
         if (syncEachLaunch) check("kernel " + kernel + " (cuStreamSynchronize after launch)",
                 () -> JCudaDriver.cuStreamSynchronize(stream));
     }

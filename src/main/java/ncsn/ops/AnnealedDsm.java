@@ -48,7 +48,7 @@ public final class AnnealedDsm {
     /** x + sigmas[labels[n]] * noise[n] for each sample n; x and noise [N, ...] of one shape. */
     public static Tensor perturb(Tensor x, Tensor noise, int[] labels, double[] sigmas) {
         String op = "dsm_perturb";
-        OpChecks.live(op, x, noise);
+        OpChecks.liveCpu(op, x, noise);
         OpChecks.sameShape(op, x, noise);
         checkBatch(op, x, labels, sigmas);
         int n = x.dim(0), d = x.numel() / Math.max(1, n);
@@ -88,7 +88,7 @@ public final class AnnealedDsm {
      */
     public static double[] perSampleLoss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
         String op = "dsm_loss";
-        OpChecks.live(op, score, noise);
+        OpChecks.liveCpu(op, score, noise);
         OpChecks.sameShape(op, score, noise);
         checkBatch(op, score, labels, sigmas);
         int n = score.dim(0), d = score.numel() / Math.max(1, n);

@@ -26,7 +26,7 @@ public final class AvgPool5 {
 
     /** out [N,C,H,W] = avgpool5(x [N,C,H,W]). */
     public static Tensor apply(Tensor x) {
-        OpChecks.live(OP, x);
+        OpChecks.liveCpu(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
         Tensor out = Tensor.emptyLike(x);

@@ -27,7 +27,7 @@ public final class BilinearResize {
 
     /** out [N,C,outH,outW] = bilinear resize (align_corners) of x [N,C,H,W]. */
     public static Tensor apply(Tensor x, int outH, int outW) {
-        OpChecks.live(OP, x);
+        OpChecks.liveCpu(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
         if (outH < 1 || outW < 1)

@@ -44,7 +44,7 @@ public final class CondInstanceNormPlus {
      * The labels array is copied (later changes by the caller do not affect backward).
      */
     public static Tensor apply(Tensor x, Tensor embed, int[] labels) {
-        OpChecks.live(OP, x, embed);
+        OpChecks.liveCpu(OP, x, embed);
         OpChecks.rank(OP, "x", x, 4);
         OpChecks.rank(OP, "embed", embed, 2);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);

@@ -108,7 +108,7 @@ public final class Conv2d {
 
     /** Validates the arguments; every message names conv2d and the shapes involved. */
     static Dims check(Tensor x, Tensor w, Tensor bias, int padding, int dilation) {
-        OpChecks.live("conv2d", x, w, bias);
+        OpChecks.liveCpu("conv2d", x, w, bias);
         if (x.rank() != 4)
             throw new TensorException("conv2d: input " + shape(x) + " must have 4 dimensions [N, C, H, W]");
         if (w.rank() != 4)

@@ -43,7 +43,7 @@ public final class Elementwise {
     }
 
     private static Tensor binary(String op, boolean mul, Tensor a, Tensor b) {
-        OpChecks.live(op, a, b);
+        OpChecks.liveCpu(op, a, b);
         if (a == null || b == null) throw new TensorException(op + ": operand is null");
         int[] as = a.shape(), bs = b.shape();
         int[] os = broadcastShape(as, bs);
@@ -88,7 +88,7 @@ public final class Elementwise {
 
     /** alpha * x + beta (any shape); backward alpha * gradOut. float32 rounds alpha, beta to float. */
     public static Tensor scale(Tensor x, double alpha, double beta) {
-        OpChecks.live("scale", x);
+        OpChecks.liveCpu("scale", x);
         Tensor out = Tensor.emptyLike(x);
         int n = x.numel();
         if (x.dtype() == DType.F64) Reference.scale(out.f64(), x.f64(), alpha, beta, n);

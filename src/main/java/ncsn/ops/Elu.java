@@ -3,6 +3,7 @@ package ncsn.ops;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 
@@ -18,11 +19,13 @@ public final class Elu {
         OpChecks.live("elu", x);
         Tensor out = Tensor.emptyLike(x);
         int n = x.numel();
-        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), n);
+        if (!x.isCpu()) Gpu.forward(out, x);
+        else if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), n);
         else Cpu.forward(out.f32(), x.f32(), n);
         Autograd.record("elu", out, new Tensor[] {x}, g -> {
             Tensor gx = Tensor.emptyLike(x);
-            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), out.f64(), n);
+            if (!x.isCpu()) Gpu.backward(gx, g, out);
+            else if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), out.f64(), n);
             else Cpu.backward(gx.f32(), g.f32(), out.f32(), n);
             return new Tensor[] {gx};
         });
@@ -60,6 +63,17 @@ public final class Elu {
                     gx[i] = o > 0 ? gout[i] : gout[i] * (o + 1f);
                 }
             });
+        }
+    }
+
+    /** CUDA launchers for src/main/cuda/elementwise.cu (grid-stride, any size; out may alias x). */
+    static final class Gpu {
+        static void forward(Tensor out, Tensor x) {
+            Launch.kernel("elu_forward_f32").ptr(x).ptr(out).l(x.numel()).elements(x.numel()).run();
+        }
+
+        static void backward(Tensor gx, Tensor gout, Tensor out) {
+            Launch.kernel("elu_backward_f32").ptr(gout).ptr(out).ptr(gx).l(out.numel()).elements(out.numel()).run();
         }
     }
 

@@ -27,7 +27,7 @@ public final class Linear {
     private Linear() {}
 
     public static Tensor apply(Tensor x, Tensor w, Tensor b) {
-        OpChecks.live(OP, x, w, b);
+        OpChecks.liveCpu(OP, x, w, b);
         OpChecks.rank(OP, "x", x, 2);
         OpChecks.rank(OP, "w", w, 2);
         int n = x.dim(0), in = x.dim(1), out = w.dim(0);

@@ -23,7 +23,7 @@ public final class MeanPool2 {
 
     /** out [N,C,H/2,W/2] = meanpool2(x [N,C,H,W]); H and W must be even. */
     public static Tensor apply(Tensor x) {
-        OpChecks.live(OP, x);
+        OpChecks.liveCpu(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
         if (h % 2 != 0 || w % 2 != 0)

@@ -9,6 +9,7 @@ import ncsn.autograd.Autograd;
 import ncsn.autograd.GradCheck;
 import ncsn.rng.Philox;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
@@ -116,44 +117,76 @@ public final class OpCatalog {
         return new Outcome(c, "gradcheck f64", r.passed(), ratio, 1.0, r.report());
     }
 
+    /** The fast float32 CPU kernel against the float64 reference (limit: the case's {@code tolerance32}). */
     public static Outcome compareFast(Case c, long seed) {
+        return compareOn(c, seed, Device.CPU, c.tolerance32());
+    }
+
+    /**
+     * The CUDA kernels against the float64 reference: inputs rounded to float32 and copied to the
+     * GPU, forward and backward there, results copied back. Limit: {@link #gpuTolerance}.
+     */
+    public static Outcome compareGpu(Case c, long seed) {
+        return compareOn(c, seed, Device.CUDA, gpuTolerance(c));
+    }
+
+    /**
+     * The GPU limits of the backend issue: 1e-3 of max|ref| for convolutions and matrix products
+     * (long float32 sums in another order than the CPU's), 1e-4 for everything else, or the
+     * case's own float32 tolerance where that is looser (its comment says why).
+     */
+    public static double gpuTolerance(Case c) {
+        double issue = c.op().equals("conv2d") || c.op().equals("linear") ? 1e-3 : 1e-4;
+        return Math.max(issue, c.tolerance32());
+    }
+
+    private static Outcome compareOn(Case c, long seed, Device device, double limit) {
         Tensor[] base = c.inputs().apply(seed);
+        Tensor[] fastIn = new Tensor[base.length];
         try (Scope s = Scope.open()) {
             // Both paths see the same values: the float64 inputs are rounded to float32 first.
-            Tensor[] in32 = new Tensor[base.length], in64 = new Tensor[base.length];
+            Tensor[] in64 = new Tensor[base.length];
             for (int k = 0; k < base.length; k++) {
-                in32[k] = base[k].to(DType.F32).requiresGrad(base[k].requiresGrad());
-                in64[k] = in32[k].to(DType.F64).requiresGrad(base[k].requiresGrad());
+                Tensor in32 = base[k].to(DType.F32);
+                fastIn[k] = (device == Device.CPU ? in32 : in32.to(device)).requiresGrad(base[k].requiresGrad());
+                in64[k] = in32.to(DType.F64).requiresGrad(base[k].requiresGrad());
                 if (base[k].name() != null) {
-                    in32[k].name(base[k].name());
+                    fastIn[k].name(base[k].name());
                     in64[k].name(base[k].name());
                 }
             }
-            Tensor out32 = c.f().apply(in32);
+            Tensor outFast = c.f().apply(fastIn);
             Tensor out64 = c.f().apply(in64);
-            if (!out32.sameShape(out64))
-                return new Outcome(c, "f32 vs f64", false, Double.POSITIVE_INFINITY, c.tolerance32(),
-                        "output shapes differ: " + out32 + " vs " + out64);
+            String where = device == Device.CPU ? "f32 vs f64" : device + " f32 vs f64";
+            if (!outFast.sameShape(out64))
+                return new Outcome(c, where, false, Double.POSITIVE_INFINITY, limit,
+                        "output shapes differ: " + outFast + " vs " + out64);
+            if (outFast.device() != device)
+                return new Outcome(c, where, false, Double.POSITIVE_INFINITY, limit,
+                        "output is on " + outFast.device() + ", inputs were on " + device);
             double[] r = new double[out64.numel()];
             Philox.normal(seed, 0x72L, 0, r, 0, r.length);
             Tensor r64 = Tensor.wrap(r, out64.shape());
-            Autograd.backward(out32, r64.to(DType.F32));
+            Tensor r32 = r64.to(DType.F32);
+            Autograd.backward(outFast, device == Device.CPU ? r32 : r32.to(device));
             Autograd.backward(out64, r64);
 
             Worst w = new Worst();
-            w.compare("output", out32.toDoubleArray(), out64.toDoubleArray(), out64.shape());
+            w.compare("output", outFast.toDoubleArray(), out64.toDoubleArray(), out64.shape());
             for (int k = 0; k < base.length; k++) {
                 if (!base[k].requiresGrad()) continue;
                 String name = "grad " + (base[k].name() != null ? base[k].name() : "input" + k);
-                if (in32[k].grad() == null || in64[k].grad() == null) {
-                    w.fail(name + ": no gradient produced (" + (in32[k].grad() == null ? "float32" : "float64") + " path)");
+                if (fastIn[k].grad() == null || in64[k].grad() == null) {
+                    w.fail(name + ": no gradient produced (" + (fastIn[k].grad() == null ? "float32" : "float64") + " path)");
                     continue;
                 }
-                w.compare(name, in32[k].grad().toDoubleArray(), in64[k].grad().toDoubleArray(), base[k].shape());
+                w.compare(name, fastIn[k].grad().toDoubleArray(), in64[k].grad().toDoubleArray(), base[k].shape());
             }
-            boolean ok = w.missing == null && w.error <= c.tolerance32();
-            return new Outcome(c, "f32 vs f64", ok, w.error, c.tolerance32(),
-                    w.missing != null ? w.missing : w.detail);
+            boolean ok = w.missing == null && w.error <= limit;
+            return new Outcome(c, where, ok, w.error, limit, w.missing != null ? w.missing : w.detail);
+        } finally {
+            // Leaf gradients are persistent (no scope owns them): device memory is not GC'd.
+            for (Tensor t : fastIn) if (t != null && t.grad() != null) t.grad().free();
         }
     }
 

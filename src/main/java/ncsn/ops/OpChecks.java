@@ -9,18 +9,27 @@ import ncsn.tensor.TensorException;
 public final class OpChecks {
     private OpChecks() {}
 
-    /** Every tensor is live, on the CPU, and (when several) all of one dtype. Null entries are skipped. */
+    /** Every tensor is live and (when several) all of one dtype and on one device. Null entries are skipped. */
     public static void live(String op, Tensor... ts) {
         Tensor first = null;
         for (Tensor t : ts) {
             if (t == null) continue;
             t.requireLive(op);
-            if (t.device() != Device.CPU)
-                throw new TensorException(op + ": " + t.describe() + " is on " + t.device() + "; this op runs on the CPU");
             if (first == null) first = t;
             else if (t.dtype() != first.dtype())
                 throw new TensorException(op + ": dtypes differ: " + first.describe() + " vs " + t.describe());
+            else if (t.device() != first.device())
+                throw new TensorException(op + ": devices differ: " + first.describe() + " on " + first.device()
+                        + " vs " + t.describe() + " on " + t.device());
         }
+    }
+
+    /** Like {@link #live} and additionally on the CPU: for ops (or paths) that have no GPU kernel. */
+    public static void liveCpu(String op, Tensor... ts) {
+        live(op, ts);
+        for (Tensor t : ts)
+            if (t != null && t.device() != Device.CPU)
+                throw new TensorException(op + ": " + t.describe() + " is on " + t.device() + "; this op runs on the CPU only");
     }
 
     /** Requires rank {@code rank}. */

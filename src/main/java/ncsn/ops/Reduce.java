@@ -52,14 +52,14 @@ public final class Reduce {
     }
 
     private static Tensor reduceAll(String op, Tensor x, boolean mean) {
-        OpChecks.live(op, x);
+        OpChecks.liveCpu(op, x);
         int[] ones = new int[x.rank()];
         Arrays.fill(ones, 1);
         return reduce(op, x, ones, new int[] {1}, mean);
     }
 
     private static Tensor reduceDims(String op, Tensor x, int[] dims, boolean mean) {
-        OpChecks.live(op, x);
+        OpChecks.liveCpu(op, x);
         int r = x.rank();
         if (dims == null || dims.length == 0)
             throw new TensorException(op + ": no dims given for " + x.describe() + " (use " + op + "(x) to reduce everything)");

@@ -32,28 +32,46 @@ public final class Tensor {
 
     // ---- creation -------------------------------------------------------------------------
 
-    /** Uninitialised tensor (contents arbitrary); scope-owned when a scope is open. */
+    /** Uninitialised CPU tensor (contents arbitrary); scope-owned when a scope is open. */
     public static Tensor empty(DType dtype, int... shape) {
-        return allocate(dtype, shape, false);
+        return allocate(Device.CPU, dtype, shape, false);
     }
 
-    /** Zero-filled tensor; scope-owned when a scope is open. */
+    /** Zero-filled CPU tensor; scope-owned when a scope is open. */
     public static Tensor zeros(DType dtype, int... shape) {
-        return allocate(dtype, shape, true);
+        return allocate(Device.CPU, dtype, shape, true);
     }
 
+    /** Uninitialised tensor on {@code device} (CUDA tensors are float32); scope-owned when a scope is open. */
+    public static Tensor empty(Device device, DType dtype, int... shape) {
+        return allocate(device, dtype, shape, false);
+    }
+
+    /** Zero-filled tensor on {@code device}; scope-owned when a scope is open. */
+    public static Tensor zeros(Device device, DType dtype, int... shape) {
+        return allocate(device, dtype, shape, true);
+    }
+
+    /** Same device, dtype and shape as {@code t}; contents arbitrary. */
     public static Tensor emptyLike(Tensor t) {
-        return empty(t.dtype(), t.shape);
+        return empty(t.device(), t.dtype(), t.shape);
     }
 
     public static Tensor zerosLike(Tensor t) {
-        return zeros(t.dtype(), t.shape);
+        return zeros(t.device(), t.dtype(), t.shape);
     }
 
-    /** A persistent zero tensor that no scope owns (parameters, optimizer state, gradients). */
+    /** A persistent zero CPU tensor that no scope owns (parameters, optimizer state, gradients). */
     public static Tensor persistent(DType dtype, int... shape) {
+        return persistent(Device.CPU, dtype, shape);
+    }
+
+    /** A persistent zero tensor on {@code device} that no scope owns. */
+    public static Tensor persistent(Device device, DType dtype, int... shape) {
         int[] s = checkShape(shape);
-        return new Tensor(CpuStorage.allocate(dtype, numel(s), false, true), s);
+        Storage st = device == Device.CPU ? CpuStorage.allocate(dtype, numel(s), false, true)
+                : DeviceBackend.of(device).allocate(dtype, numel(s), false, true);
+        return new Tensor(st, s);
     }
 
     /** A persistent zero-initialised leaf with {@code requiresGrad}. */
@@ -100,10 +118,11 @@ public final class Tensor {
         return new Tensor(storage, s);
     }
 
-    private static Tensor allocate(DType dtype, int[] shape, boolean zero) {
+    private static Tensor allocate(Device device, DType dtype, int[] shape, boolean zero) {
         int[] s = checkShape(shape);
         Scope scope = Scope.current();
-        CpuStorage st = CpuStorage.allocate(dtype, numel(s), scope != null, zero);
+        Storage st = device == Device.CPU ? CpuStorage.allocate(dtype, numel(s), scope != null, zero)
+                : DeviceBackend.of(device).allocate(dtype, numel(s), scope != null, zero);
         if (scope != null) scope.adopt(st);
         return new Tensor(st, s);
     }
@@ -189,13 +208,59 @@ public final class Tensor {
             throw new TensorException(op + ": " + describe() + " was freed (its scope closed or free() was called)");
     }
 
+    /** Whether the storage is host memory (the .f32()/.f64() arrays exist). */
+    public boolean isCpu() {
+        return storage.device() == Device.CPU;
+    }
+
+    /** One element; on a device this is a synchronising copy of one value (slow; for tests and scalars). */
     public double get(int flat) {
+        if (!isCpu()) return elementOnHost(flat).get(0);
         return dtype() == DType.F32 ? f32()[flat] : f64()[flat];
     }
 
+    /** Sets one element; on a device this is a copy of one value (slow; for tests and scalars). */
     public void set(int flat, double v) {
+        if (!isCpu()) {
+            Tensor one = Tensor.wrap(new float[] {(float) v}, 1);
+            DeviceBackend.of(device()).copy(one, flatSlice(flat));
+            return;
+        }
         if (dtype() == DType.F32) f32()[flat] = (float) v;
         else f64()[flat] = v;
+    }
+
+    /** A one-element view for device element access (carries the offset for the backend's copy). */
+    private Tensor flatSlice(int flat) {
+        TensorException.check(flat >= 0 && flat < numel, "element", "index " + flat + " outside " + describe());
+        Tensor t = new Tensor(storage, new int[] {1});
+        t.elementOffset = flat;
+        return t;
+    }
+
+    private Tensor elementOnHost(int flat) {
+        Tensor host = Tensor.wrap(new float[1], 1);
+        DeviceBackend.of(device()).copy(flatSlice(flat), host);
+        return host;
+    }
+
+    /**
+     * Element offset into the storage: 0 for every tensor except the one-element views that
+     * {@link #get}/{@link #set} hand to a device backend's copy.
+     */
+    private int elementOffset;
+
+    public int elementOffset() {
+        return elementOffset;
+    }
+
+    /** Fills every element with {@code v} (any device). */
+    public Tensor fill(double v) {
+        requireLive("fill");
+        if (!isCpu()) DeviceBackend.of(device()).fill(this, v);
+        else if (dtype() == DType.F32) Arrays.fill(f32(), (float) v);
+        else Arrays.fill(f64(), v);
+        return this;
     }
 
     /** The single value of a one-element tensor. */
@@ -204,8 +269,14 @@ public final class Tensor {
         return get(0);
     }
 
-    /** Copies the contents into a new float64 array. */
+    /** Copies the contents into a new float64 array (from a device: a synchronising copy). */
     public double[] toDoubleArray() {
+        if (!isCpu()) {
+            Tensor host = to(Device.CPU);
+            double[] d = host.toDoubleArray();
+            host.free();
+            return d;
+        }
         double[] out = new double[numel];
         if (dtype() == DType.F64) System.arraycopy(f64(), 0, out, 0, numel);
         else {
@@ -222,9 +293,30 @@ public final class Tensor {
 
     // ---- conversions and views ------------------------------------------------------------
 
+    /**
+     * A copy on {@code device} (not connected to the autograd graph; float32 on CUDA, a CUDA tensor
+     * comes back as float32); scope-owned when a scope is open. Always a new tensor.
+     */
+    public Tensor to(Device device) {
+        requireLive("to(" + device + ")");
+        if (device == device() && isCpu()) return copy();
+        Tensor src = device != Device.CPU && dtype() != DType.F32 ? to(DType.F32) : this;
+        Tensor out = empty(device, DType.F32, shape);
+        DeviceBackend.of(device == Device.CPU ? device() : device).copy(src, out);
+        if (src != this) src.free();
+        return out;
+    }
+
     /** A copy in the given dtype (not connected to the autograd graph); scope-owned when a scope is open. */
     public Tensor to(DType dtype) {
         requireLive("to(" + dtype + ")");
+        if (!isCpu()) {
+            TensorException.check(dtype == DType.F32, "to(" + dtype + ")", describe() + " is on " + device()
+                    + ", which holds float32 only: move it to the CPU first (to(Device.CPU))");
+            Tensor out = empty(device(), dtype, shape);
+            DeviceBackend.of(device()).copy(this, out);
+            return out;
+        }
         Tensor out = empty(dtype, shape);
         if (dtype == DType.F64) {
             double[] o = out.f64();
@@ -255,6 +347,10 @@ public final class Tensor {
         src.requireLive("copyFrom");
         TensorException.check(src.numel == numel, "copyFrom",
                 "source " + src.describe() + " and destination " + describe() + " differ in size");
+        if (!isCpu() || !src.isCpu()) {
+            DeviceBackend.of(isCpu() ? src.device() : device()).copy(src, this);
+            return this;
+        }
         if (dtype() == DType.F32 && src.dtype() == DType.F32) System.arraycopy(src.f32(), 0, f32(), 0, numel);
         else if (dtype() == DType.F64 && src.dtype() == DType.F64) System.arraycopy(src.f64(), 0, f64(), 0, numel);
         else for (int i = 0; i < numel; i++) set(i, src.get(i));
@@ -318,9 +414,7 @@ public final class Tensor {
 
     /** Zeroes the accumulated gradient (keeps the buffer for reuse). */
     public void zeroGrad() {
-        if (grad == null) return;
-        if (grad.dtype() == DType.F32) Arrays.fill(grad.f32(), 0f);
-        else Arrays.fill(grad.f64(), 0.0);
+        if (grad != null) grad.fill(0.0);
     }
 
     public Node node() {

@@ -1,0 +1,36 @@
+package ncsn.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.stream.Stream;
+import ncsn.ops.OpCatalog;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every op case of {@link OpCatalog} on the GPU (forward and every input gradient) against the
+ * float64 reference, with {@link OpCatalog#gpuTolerance}. Skipped, with the probe's reason, on
+ * machines without a usable GPU. {@code ncsn selftest --gpu} runs the same comparisons from the jar.
+ */
+class OpCatalogGpuTest {
+    @BeforeAll
+    static void requireGpu() {
+        if (!CudaProbe.available())
+            System.err.println("[ncsn] OpCatalogGpuTest skipped: no usable GPU: " + CudaProbe.reason());
+        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
+        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
+    }
+
+    static Stream<OpCatalog.Case> cases() {
+        return OpCatalog.all().stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("cases")
+    void gpuMatchesReference(OpCatalog.Case c) {
+        OpCatalog.Outcome o = OpCatalog.compareGpu(c, 11);
+        assertTrue(o.passed(), c.label() + ": error " + o.error() + " > " + o.limit() + " (" + o.detail() + ")");
+    }
+}

@@ -1,12 +1,8 @@
 package ncsn.cli;
 
 import java.io.PrintWriter;
-import java.lang.management.ManagementFactory;
-import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.Callable;
 
-import ncsn.cuda.CudaProbe;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -26,7 +22,8 @@ import picocli.CommandLine.Spec;
         description = "NCSN (score-based generative model) engine.",
         synopsisSubcommandLabel = "COMMAND",
         subcommands = {
-            Main.InfoCommand.class,
+            InfoCommand.class,
+            SelftestCommand.class,
             // ---- SUBCOMMANDS: add one line per command class, e.g. ----------------------------
             CheckCommand.class,
             ToyCommand.class,
@@ -82,74 +79,5 @@ public final class Main implements Callable<Integer> {
     static String version() {
         String v = Main.class.getPackage().getImplementationVersion();
         return v == null ? "dev" : v;
-    }
-
-    /** {@code ncsn info}: what this JVM and machine offer the engine. Always exits 0. */
-    @Command(name = "info", mixinStandardHelpOptions = true,
-            description = "Print Java, CPU, heap, Vector API and GPU status.")
-    static final class InfoCommand implements Callable<Integer> {
-
-        @Spec
-        CommandSpec spec;
-
-        @Override
-        public Integer call() {
-            PrintWriter out = spec.commandLine().getOut();
-            Runtime rt = Runtime.getRuntime();
-            out.printf("ncsn-engine %s%n", version());
-            out.printf("Java:        %s (%s, %s) at %s%n", System.getProperty("java.version"),
-                    System.getProperty("java.vendor"), System.getProperty("java.vm.name"),
-                    System.getProperty("java.home"));
-            out.printf("Processors:  %d available%n", rt.availableProcessors());
-            out.printf("Max heap:    %s%s%n", gib(rt.maxMemory()), heapFlags());
-            out.printf("Vector API:  %s%n", vectorApi());
-            out.printf("GPU:         %s%n", CudaProbe.available()
-                    ? CudaProbe.reason()
-                    : "none (" + CudaProbe.reason() + ")");
-            out.printf("GPU kernels: %s%n", CudaProbe.fatbinPresent()
-                    ? "fatbin present (" + CudaProbe.FATBIN_RESOURCE + ", " + CudaProbe.fatbin().length + " bytes)"
-                    : "no fatbin in this build (built without nvcc)");
-            out.flush();
-            return CommandLine.ExitCode.OK;
-        }
-
-        private static String gib(long bytes) {
-            return String.format(Locale.ROOT, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
-        }
-
-        private static String heapFlags() {
-            try {
-                List<String> args = ManagementFactory.getRuntimeMXBean().getInputArguments();
-                StringBuilder sb = new StringBuilder();
-                for (String a : args) {
-                    if (a.startsWith("-Xmx") || a.startsWith("-Xms") || a.startsWith("-XX:MaxRAMPercentage")
-                            || a.equals("-XX:+AlwaysPreTouch")) {
-                        sb.append(sb.length() == 0 ? " (" : " ").append(a);
-                    }
-                }
-                return sb.length() == 0 ? " (JVM default; bin/ncsn sets -Xmx, NCSN_HEAP overrides)" : sb.append(')').toString();
-            } catch (RuntimeException | LinkageError e) {
-                return "";
-            }
-        }
-
-        private static String vectorApi() {
-            if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
-                return "absent (start java with --add-modules jdk.incubator.vector; bin/ncsn does)";
-            }
-            try {
-                return "jdk.incubator.vector present, preferred float species "
-                        + VectorInfo.preferredFloatLanes() + " lanes";
-            } catch (LinkageError | RuntimeException e) {
-                return "jdk.incubator.vector present but unusable (" + e + ")";
-            }
-        }
-    }
-
-    /** Loaded only after the module check: touching FloatVector without the module throws. */
-    private static final class VectorInfo {
-        static int preferredFloatLanes() {
-            return jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
-        }
     }
 }

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 
@@ -26,15 +27,17 @@ public final class AvgPool5 {
 
     /** out [N,C,H,W] = avgpool5(x [N,C,H,W]). */
     public static Tensor apply(Tensor x) {
-        OpChecks.liveCpu(OP, x);
+        OpChecks.live(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
         Tensor out = Tensor.emptyLike(x);
-        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), planes, h, w);
+        if (!x.isCpu()) Gpu.pool(out, x, h, w);
+        else if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), planes, h, w);
         else Cpu.pool(out.f32(), x.f32(), planes, h, w);
         Autograd.record(OP, out, new Tensor[] {x}, g -> {
             Tensor gx = Tensor.emptyLike(x);
-            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), planes, h, w);
+            if (!x.isCpu()) Gpu.pool(gx, g, h, w);   // self-adjoint (see class comment)
+            else if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), planes, h, w);
             else Cpu.pool(gx.f32(), g.f32(), planes, h, w);   // self-adjoint (see class comment)
             return new Tensor[] {gx};
         });
@@ -203,6 +206,18 @@ public final class AvgPool5 {
                         .add(FloatVector.fromArray(S, t, k + 2)).mul(inv).intoArray(out, base + k);
             }
             return k;
+        }
+    }
+
+    /**
+     * CUDA launcher for avgpool5_f32 (src/main/cuda/pool.cu): one thread per output element
+     * summing its clipped window (grid-stride); forward and backward (the adjoint is the same operator).
+     */
+    static final class Gpu {
+        /** out [planes,H,W] = avgpool5(in [planes,H,W]); out and in must not alias. */
+        static void pool(Tensor out, Tensor in, int h, int w) {
+            long total = in.numel();
+            Launch.kernel("avgpool5_f32").ptr(in).ptr(out).i(h).i(w).l(total).elements(total).run();
         }
     }
 

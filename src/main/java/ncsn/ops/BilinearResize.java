@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
@@ -18,7 +19,8 @@ import ncsn.tensor.TensorException;
  *   i0 = min(floor(src), in-1),  i1 = min(i0+1, in-1),  lambda = src - i0
  *   out[i,j] = (1-ly) * ((1-lx) x[y0,x0] + lx x[y0,x1]) + ly * ((1-lx) x[y1,x0] + lx x[y1,x1])
  * </pre>
- * Backward scatters dout into the four source pixels with the same weights.
+ * Backward scatters dout into the four source pixels with the same weights (the CUDA path
+ * computes the same sums as a gather per input pixel: deterministic, no atomics).
  */
 public final class BilinearResize {
     static final String OP = "resize_bilinear";
@@ -27,7 +29,7 @@ public final class BilinearResize {
 
     /** out [N,C,outH,outW] = bilinear resize (align_corners) of x [N,C,H,W]. */
     public static Tensor apply(Tensor x, int outH, int outW) {
-        OpChecks.liveCpu(OP, x);
+        OpChecks.live(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
         if (outH < 1 || outW < 1)
@@ -35,8 +37,15 @@ public final class BilinearResize {
         if (h < 1 || w < 1)
             throw new TensorException(OP + ": x " + x.describe() + " has an empty plane; nothing to interpolate from");
         int planes = n * c;
-        Tensor out = Tensor.empty(x.dtype(), n, c, outH, outW);
-        if (x.dtype() == DType.F64) {
+        Tensor out = Tensor.empty(x.device(), x.dtype(), n, c, outH, outW);
+        if (!x.isCpu()) {
+            Gpu.forward(out, x, h, w, outH, outW);
+            Autograd.record(OP, out, new Tensor[] {x}, g -> {
+                Tensor gx = Tensor.emptyLike(x);   // every element written (gather)
+                Gpu.backward(gx, g, h, w, outH, outW);
+                return new Tensor[] {gx};
+            });
+        } else if (x.dtype() == DType.F64) {
             Reference.forward(out.f64(), x.f64(), planes, h, w, outH, outW);
             Autograd.record(OP, out, new Tensor[] {x}, g -> {
                 Tensor gx = Tensor.zerosLike(x);
@@ -124,7 +133,7 @@ public final class BilinearResize {
                 i1 = new int[out];
                 l0 = new float[out];
                 l1 = new float[out];
-                float scale = out > 1 ? (float) (in - 1) / (out - 1) : 0f;
+                float scale = Gpu.scale(in, out);   // one expression for both kernels
                 for (int d = 0; d < out; d++) {
                     float src = scale * d;
                     int a = Math.min((int) Math.floor(src), in - 1);
@@ -232,6 +241,30 @@ public final class BilinearResize {
         }
     }
 
+    /**
+     * CUDA launchers for src/main/cuda/resize.cu, one thread per output element (forward) or per
+     * input element (backward), grid-stride. The backward is a gather over the contiguous range
+     * of outputs that sample each input pixel: deterministic, no atomics. The scales are the
+     * CPU kernel's float expression, so both pick the same source pixels and weights.
+     */
+    static final class Gpu {
+        static float scale(int in, int out) {
+            return out > 1 ? (float) (in - 1) / (out - 1) : 0f;
+        }
+
+        static void forward(Tensor out, Tensor x, int h, int w, int oh, int ow) {
+            long total = out.numel();
+            Launch.kernel("resize_bilinear_forward_f32").ptr(x).ptr(out).i(h).i(w).i(oh).i(ow)
+                    .f(scale(h, oh)).f(scale(w, ow)).l(total).elements(total).run();
+        }
+
+        static void backward(Tensor gx, Tensor gout, int h, int w, int oh, int ow) {
+            long total = gx.numel();
+            Launch.kernel("resize_bilinear_backward_f32").ptr(gout).ptr(gx).i(h).i(w).i(oh).i(ow)
+                    .f(scale(h, oh)).f(scale(w, ow)).l(total).elements(total).run();
+        }
+    }
+
     private static OpCatalog.Case resizeCase(int n, int c, int h, int w, int oh, int ow) {
         return OpCatalog.Case.of(OP, String.format("[%d,%d,%d,%d] -> %dx%d", n, c, h, w, oh, ow),
                 s -> new Tensor[] {OpCatalog.normal(s, n, c, h, w).name("x")}, in -> apply(in[0], oh, ow));
@@ -247,6 +280,8 @@ public final class BilinearResize {
                 resizeCase(1, 2, 5, 4, 1, 1),    // output size 1: the top-left sample
                 resizeCase(1, 2, 5, 4, 5, 7),    // same height, wider
                 resizeCase(1, 1, 6, 2, 11, 1),   // taller, width -> 1
-                resizeCase(1, 1, 4, 5, 5, 19));  // outW >= 16: vector row loops plus scalar tail
+                resizeCase(1, 1, 4, 5, 5, 19),   // outW >= 16: vector row loops plus scalar tail
+                resizeCase(1, 3, 13, 11, 5, 4),  // down by non-integer factors
+                resizeCase(2, 1, 2, 3, 9, 13));  // up by large factors (long gather ranges in the GPU backward)
     }
 }

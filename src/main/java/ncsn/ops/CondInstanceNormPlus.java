@@ -6,6 +6,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
@@ -31,6 +32,10 @@ import ncsn.tensor.TensorException;
  * </pre>
  * The embedding gradient is scatter-added into row y_n (images may share a label; rows of unused
  * labels get zero). C must be at least 2: the unbiased variance over one channel is undefined.
+ *
+ * <p>Paths: float64 {@link Reference}, float32 {@link Cpu}, and CUDA {@link Gpu} (kernels in
+ * src/main/cuda/cin_plus.cu: the same closed forms, statistics in double, the embedding gradient
+ * summed per label row in image order without atomics).
  */
 public final class CondInstanceNormPlus {
     static final String OP = "cin_pp";
@@ -44,7 +49,7 @@ public final class CondInstanceNormPlus {
      * The labels array is copied (later changes by the caller do not affect backward).
      */
     public static Tensor apply(Tensor x, Tensor embed, int[] labels) {
-        OpChecks.liveCpu(OP, x, embed);
+        OpChecks.live(OP, x, embed);
         OpChecks.rank(OP, "x", x, 4);
         OpChecks.rank(OP, "embed", embed, 2);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
@@ -62,7 +67,15 @@ public final class CondInstanceNormPlus {
         int p = h * w;
 
         Tensor out = Tensor.emptyLike(x);
-        if (x.dtype() == DType.F64) {
+        if (!x.isCpu()) {
+            Gpu.Saved saved = Gpu.forward(out, x, embed, y, n, c, p);
+            Autograd.record(OP, out, new Tensor[] {x, embed}, g -> {
+                Tensor gx = x.requiresGrad() ? Tensor.emptyLike(x) : null;
+                Tensor ge = embed.requiresGrad() ? Tensor.emptyLike(embed) : null;   // every element written
+                Gpu.backward(gx, ge, g, x, embed, saved, n, c, p);
+                return new Tensor[] {gx, ge};
+            });
+        } else if (x.dtype() == DType.F64) {
             Reference.forward(out.f64(), x.f64(), embed.f64(), y, n, c, p);
             Autograd.record(OP, out, new Tensor[] {x, embed}, g -> {
                 Tensor gx = x.requiresGrad() ? Tensor.emptyLike(x) : null;
@@ -585,6 +598,64 @@ public final class CondInstanceNormPlus {
         }
     }
 
+    /**
+     * CUDA launchers for src/main/cuda/cin_plus.cu (its header has the buffer layouts). Forward:
+     * per-plane statistics, per-image across-channel step, per-plane write. Backward: per-plane
+     * sums, per-image across-channel step (dx coefficients and each image's parameter
+     * gradients), per-plane dx, then the embedding gradient summed per label row in image order
+     * (deterministic, no atomics). Double buffers live in float32 tensors of twice the length
+     * (CUDA tensors are float32; fresh allocations are 256-byte aligned, so the kernels may read
+     * them as double). The labels go up once per forward as a float32 tensor (exact below 2^24).
+     */
+    static final class Gpu {
+        /** Threads per block of the plane and per-image kernels (a multiple of 32). */
+        private static final int BLOCK = 256;
+
+        /** Saved for backward: labels [N] float32, st [N,3,C] double, rs [N] double (all on the device). */
+        record Saved(Tensor labels, Tensor st, Tensor rs) {}
+
+        /** A device buffer for {@code count} doubles. */
+        private static Tensor doubles(Tensor like, int count) {
+            return Tensor.empty(like.device(), DType.F32, 2 * Math.max(1, count));
+        }
+
+        static Saved forward(Tensor out, Tensor x, Tensor embed, int[] y, int n, int c, int p) {
+            float[] yf = new float[Math.max(1, n)];
+            for (int i = 0; i < n; i++) yf[i] = y[i];
+            Tensor labels = Tensor.wrap(yf, yf.length).to(x.device());
+            Tensor st = doubles(x, n * 3 * c), rs = doubles(x, n);
+            Tensor coef = Tensor.empty(x.device(), DType.F32, Math.max(1, n * c * 3));
+            int planes = n * c;
+            Launch.kernel("cin_pp_stats_f32").ptr(x).ptr(st).i(c).l(p).grid(planes).block(BLOCK).run();
+            Launch.kernel("cin_pp_across_f32").ptr(st).ptr(rs).ptr(coef).ptr(embed).ptr(labels).i(c)
+                    .grid(n).block(BLOCK).run();
+            Launch.kernel("cin_pp_write_f32").ptr(x).ptr(coef).ptr(out).l(p).grid(planes).block(BLOCK).run();
+            coef.free();
+            return new Saved(labels, st, rs);
+        }
+
+        /** gx [N,C,P] written when non-null; ge [L,3C] written (not accumulated) when non-null. */
+        static void backward(Tensor gx, Tensor ge, Tensor g, Tensor x, Tensor embed, Saved s, int n, int c, int p) {
+            int planes = n * c;
+            Tensor sums = doubles(x, n * 3 * c), partial = doubles(x, n * 3 * c);
+            Tensor gcoef = Tensor.empty(x.device(), DType.F32, Math.max(1, planes * 5));
+            Launch.kernel("cin_pp_bwd_sums_f32").ptr(g).ptr(x).ptr(s.st()).ptr(sums).i(c).l(p)
+                    .grid(planes).block(BLOCK).run();
+            Launch.kernel("cin_pp_bwd_across_f32").ptr(sums).ptr(s.st()).ptr(s.rs()).ptr(embed).ptr(s.labels())
+                    .ptr(gcoef).ptr(partial).i(c).l(p).grid(n).block(BLOCK).run();
+            if (gx != null)
+                Launch.kernel("cin_pp_bwd_dx_f32").ptr(g).ptr(x).ptr(gcoef).ptr(gx).l(p).grid(planes).block(BLOCK).run();
+            if (ge != null) {
+                long total = ge.numel();
+                Launch.kernel("cin_pp_bwd_embed_f32").ptr(partial).ptr(s.labels()).ptr(ge).i(n).i(3 * c).l(total)
+                        .elements(total).run();
+            }
+            sums.free();
+            partial.free();
+            gcoef.free();
+        }
+    }
+
     // ---- catalog cases ------------------------------------------------------------------------
 
     /**
@@ -615,6 +686,8 @@ public final class CondInstanceNormPlus {
                 cinCase(1, 2, 7, 7, 4, new int[] {3}, 0),
                 cinCase(3, 3, 1, 1, 4, new int[] {1, 1, 1}, 0),
                 cinCase(2, 7, 3, 5, 4, new int[] {0, 0}, 0),
-                cinCase(3, 3, 4, 3, 4, new int[] {3, 1, 3}, 2.5));
+                cinCase(3, 3, 4, 3, 4, new int[] {3, 1, 3}, 2.5),
+                // Many images sharing one label row (the embedding gradient sums them), odd plane, unused rows.
+                cinCase(6, 5, 3, 5, 3, new int[] {2, 2, 0, 2, 2, 2}, 0));
     }
 }

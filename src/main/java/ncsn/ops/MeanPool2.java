@@ -3,6 +3,7 @@ package ncsn.ops;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
@@ -23,19 +24,21 @@ public final class MeanPool2 {
 
     /** out [N,C,H/2,W/2] = meanpool2(x [N,C,H,W]); H and W must be even. */
     public static Tensor apply(Tensor x) {
-        OpChecks.liveCpu(OP, x);
+        OpChecks.live(OP, x);
         OpChecks.rank(OP, "x", x, 4);
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
         if (h % 2 != 0 || w % 2 != 0)
             throw new TensorException(OP + ": x " + x.describe() + " has odd height or width; 2x2 mean pooling with stride 2"
                     + " needs even H and W");
         int planes = n * c, ho = h / 2, wo = w / 2;
-        Tensor out = Tensor.empty(x.dtype(), n, c, ho, wo);
-        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), planes, ho, wo);
+        Tensor out = Tensor.empty(x.device(), x.dtype(), n, c, ho, wo);
+        if (!x.isCpu()) Gpu.forward(out, x, wo);
+        else if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), planes, ho, wo);
         else Cpu.forward(out.f32(), x.f32(), planes, ho, wo);
         Autograd.record(OP, out, new Tensor[] {x}, g -> {
             Tensor gx = Tensor.emptyLike(x);
-            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), planes, ho, wo);
+            if (!x.isCpu()) Gpu.backward(gx, g, wo);
+            else if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), planes, ho, wo);
             else Cpu.backward(gx.f32(), g.f32(), planes, ho, wo);
             return new Tensor[] {gx};
         });
@@ -107,11 +110,28 @@ public final class MeanPool2 {
         }
     }
 
+    /**
+     * CUDA launchers for src/main/cuda/pool.cu: one thread per output element (grid-stride);
+     * the backward writes all four inputs of its window, so every element of gx is written.
+     */
+    static final class Gpu {
+        static void forward(Tensor out, Tensor x, int wo) {
+            long total = out.numel();
+            Launch.kernel("meanpool2_forward_f32").ptr(x).ptr(out).i(wo).l(total).elements(total).run();
+        }
+
+        static void backward(Tensor gx, Tensor gout, int wo) {
+            long total = gout.numel();
+            Launch.kernel("meanpool2_backward_f32").ptr(gout).ptr(gx).i(wo).l(total).elements(total).run();
+        }
+    }
+
     /** Test cases for {@link OpCatalog}: batch 1, odd channel counts, 2x2 -> 1x1, non-square. */
     static List<OpCatalog.Case> cases() {
         return List.of(
                 OpCatalog.Case.of(OP, "[2,3,6,10]", s -> new Tensor[] {OpCatalog.normal(s, 2, 3, 6, 10).name("x")}, in -> apply(in[0])),
                 OpCatalog.Case.of(OP, "[1,5,2,2]", s -> new Tensor[] {OpCatalog.normal(s, 1, 5, 2, 2).name("x")}, in -> apply(in[0])),
-                OpCatalog.Case.of(OP, "[1,1,8,14]", s -> new Tensor[] {OpCatalog.normal(s, 1, 1, 8, 14).name("x")}, in -> apply(in[0])));
+                OpCatalog.Case.of(OP, "[1,1,8,14]", s -> new Tensor[] {OpCatalog.normal(s, 1, 1, 8, 14).name("x")}, in -> apply(in[0])),
+                OpCatalog.Case.of(OP, "[3,7,2,6]", s -> new Tensor[] {OpCatalog.normal(s, 3, 7, 2, 6).name("x")}, in -> apply(in[0])));
     }
 }

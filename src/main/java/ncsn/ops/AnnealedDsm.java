@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
@@ -48,13 +49,14 @@ public final class AnnealedDsm {
     /** x + sigmas[labels[n]] * noise[n] for each sample n; x and noise [N, ...] of one shape. */
     public static Tensor perturb(Tensor x, Tensor noise, int[] labels, double[] sigmas) {
         String op = "dsm_perturb";
-        OpChecks.liveCpu(op, x, noise);
+        OpChecks.live(op, x, noise);
         OpChecks.sameShape(op, x, noise);
         checkBatch(op, x, labels, sigmas);
         int n = x.dim(0), d = x.numel() / Math.max(1, n);
         double[] s = perSampleSigma(labels, sigmas);
         Tensor out = Tensor.emptyLike(x);
-        if (x.dtype() == DType.F64) Reference.perturb(out.f64(), x.f64(), noise.f64(), s, n, d);
+        if (!x.isCpu()) Gpu.perturb(out, x, noise, s, d);
+        else if (x.dtype() == DType.F64) Reference.perturb(out.f64(), x.f64(), noise.f64(), s, n, d);
         else Cpu.perturb(out.f32(), x.f32(), noise.f32(), s, n, d);
         // Identity gradient to x: the output gradient itself (never modified in place by anyone).
         Autograd.record(op, out, new Tensor[] {x}, g -> new Tensor[] {g});
@@ -65,6 +67,7 @@ public final class AnnealedDsm {
 
     /** The mean weighted loss, shape [1]; differentiable with respect to score only. */
     public static Tensor loss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
+        if (score != null && !score.isCpu()) return Gpu.loss(score, noise, labels, sigmas, annealPower);
         double[] per = perSampleLoss(score, noise, labels, sigmas, annealPower); // validates the arguments
         int n = score.dim(0), d = score.numel() / n;
         double[] s = perSampleSigma(labels, sigmas);
@@ -84,19 +87,31 @@ public final class AnnealedDsm {
 
     /**
      * The per-sample terms 0.5 * s_n^p * sum_j (score - t)^2 (no gradient, no mean): for the
-     * per-level test losses. Accumulated in double for either dtype.
+     * per-level test losses. Accumulated in double for either dtype (on the GPU in double too,
+     * each term rounded to float32 once; the values are copied back, which waits for the GPU).
      */
     public static double[] perSampleLoss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
         String op = "dsm_loss";
-        OpChecks.liveCpu(op, score, noise);
-        OpChecks.sameShape(op, score, noise);
-        checkBatch(op, score, labels, sigmas);
+        check(op, score, noise, labels, sigmas);
         int n = score.dim(0), d = score.numel() / Math.max(1, n);
         double[] s = perSampleSigma(labels, sigmas);
+        if (!score.isCpu()) {
+            Tensor per = Gpu.perSample(score, noise, s, annealPower, n, d);
+            double[] out = per.toDoubleArray();
+            per.free();
+            return out;
+        }
         double[] per = new double[n];
         if (score.dtype() == DType.F64) Reference.perSample(per, score.f64(), noise.f64(), s, annealPower, n, d);
         else Cpu.perSample(per, score.f32(), noise.f32(), s, annealPower, n, d);
         return per;
+    }
+
+    private static void check(String op, Tensor score, Tensor noise, int[] labels, double[] sigmas) {
+        if (score == null || noise == null) throw new TensorException(op + ": score or noise is null");
+        OpChecks.live(op, score, noise);
+        OpChecks.sameShape(op, score, noise);
+        checkBatch(op, score, labels, sigmas);
     }
 
     private static void checkBatch(String op, Tensor x, int[] labels, double[] sigmas) {
@@ -204,6 +219,71 @@ public final class AnnealedDsm {
                     for (int j = off; j < off + d; j++) gs[j] = c * Math.fma(z[j], invLo, Math.fma(z[j], invHi, score[j]));
                 }
             });
+        }
+    }
+
+    // ---- CUDA launchers (src/main/cuda/dsm.cu) ------------------------------------------------
+
+    /**
+     * The fused GPU forms. Labels and sigmas arrive on the host; each call uploads a small
+     * per-sample parameter tensor P [N, 5] (see dsm.cu: s as float, 1/s and s^p each split into
+     * two floats) and frees it once its kernels are queued (the stream orders later reuse). The
+     * loss is two launches: a block per image for the per-sample terms, one block for the mean.
+     */
+    static final class Gpu {
+        static final int P = 5;
+
+        static Tensor params(Tensor like, double[] s, double annealPower) {
+            int n = s.length;
+            float[] p = new float[n * P];
+            for (int i = 0; i < n; i++) {
+                double inv = 1.0 / s[i], w = Math.pow(s[i], annealPower);
+                float invHi = (float) inv, wHi = (float) w;
+                p[i * P] = (float) s[i];
+                p[i * P + 1] = invHi;
+                p[i * P + 2] = (float) (inv - invHi);
+                p[i * P + 3] = wHi;
+                p[i * P + 4] = (float) (w - wHi);
+            }
+            return Tensor.wrap(p, n, P).to(like.device());
+        }
+
+        static void perturb(Tensor out, Tensor x, Tensor z, double[] s, int d) {
+            Tensor p = params(x, s, 0.0);
+            long total = x.numel();
+            Launch.kernel("dsm_perturb_f32").ptr(x).ptr(z).ptr(p).ptr(out).l(total).i(d).elements(total).run();
+            p.free();
+        }
+
+        /** per [N] (float32, on the device) = 0.5 s_n^p sum_j (score + z / s_n)^2. */
+        static Tensor perSample(Tensor score, Tensor z, double[] s, double annealPower, int n, int d) {
+            Tensor p = params(score, s, annealPower);
+            Tensor per = Tensor.empty(score.device(), DType.F32, n);
+            Launch.kernel("dsm_loss_per_sample_f32").ptr(score).ptr(z).ptr(p).ptr(per).i(n).i(d)
+                    .grid(n).block(Reduce.Gpu.blockFor(d)).run();
+            p.free();
+            return per;
+        }
+
+        static Tensor loss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
+            String op = "dsm_loss";
+            check(op, score, noise, labels, sigmas);
+            int n = score.dim(0), d = score.numel() / n;
+            double[] s = perSampleSigma(labels, sigmas);
+            Tensor per = perSample(score, noise, s, annealPower, n, d);
+            Tensor out = Tensor.empty(score.device(), DType.F32, 1);
+            Launch.kernel("dsm_loss_mean_f32").ptr(per).ptr(out).i(n).grid(1).block(Reduce.Gpu.blockFor(n)).run();
+            per.free();
+            Autograd.record(op, out, new Tensor[] {score}, g -> {
+                Tensor gs = Tensor.emptyLike(score);
+                Tensor p = params(score, s, annealPower);
+                long total = score.numel();
+                Launch.kernel("dsm_loss_backward_f32").ptr(score).ptr(noise).ptr(p).ptr(g).ptr(gs).l(total).i(d).i(n)
+                        .elements(total).run();
+                p.free();
+                return new Tensor[] {gs};
+            });
+            return out;
         }
     }
 

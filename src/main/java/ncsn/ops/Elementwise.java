@@ -4,6 +4,7 @@ import java.util.Arrays;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
@@ -43,16 +44,18 @@ public final class Elementwise {
     }
 
     private static Tensor binary(String op, boolean mul, Tensor a, Tensor b) {
-        OpChecks.liveCpu(op, a, b);
         if (a == null || b == null) throw new TensorException(op + ": operand is null");
+        OpChecks.live(op, a, b);
         int[] as = a.shape(), bs = b.shape();
         int[] os = broadcastShape(as, bs);
         if (os == null)
             throw new TensorException(op + ": cannot broadcast " + a.describe() + " with " + b.describe()
                     + " (sizes must match or be 1, aligned on the right)");
-        Tensor out = Tensor.empty(a.dtype(), os);
+        Tensor out = Tensor.empty(a.device(), a.dtype(), os);
         boolean same = Arrays.equals(as, bs);
-        if (a.dtype() == DType.F64) {
+        if (!a.isCpu()) {
+            Gpu.binary(op, mul, out, a, b);
+        } else if (a.dtype() == DType.F64) {
             Reference.forward(mul, out.f64(), a.f64(), as, b.f64(), bs, os);
         } else if (same) {
             Cpu.sameShape(mul, out.f32(), a.f32(), b.f32(), out.numel());
@@ -61,7 +64,10 @@ public final class Elementwise {
         }
         Autograd.record(op, out, new Tensor[] {a, b}, g -> {
             Tensor ga = null, gb = null;
-            if (a.dtype() == DType.F64) {
+            if (!a.isCpu()) {
+                if (a.requiresGrad()) ga = Gpu.gradOperand(op, mul, g, os, b, as);
+                if (b.requiresGrad()) gb = Gpu.gradOperand(op, mul, g, os, a, bs);
+            } else if (a.dtype() == DType.F64) {
                 if (a.requiresGrad()) {
                     ga = Tensor.zeros(DType.F64, as);
                     Reference.backward(mul, ga.f64(), as, g.f64(), os, b.f64(), bs);
@@ -88,14 +94,16 @@ public final class Elementwise {
 
     /** alpha * x + beta (any shape); backward alpha * gradOut. float32 rounds alpha, beta to float. */
     public static Tensor scale(Tensor x, double alpha, double beta) {
-        OpChecks.liveCpu("scale", x);
+        OpChecks.live("scale", x);
         Tensor out = Tensor.emptyLike(x);
         int n = x.numel();
-        if (x.dtype() == DType.F64) Reference.scale(out.f64(), x.f64(), alpha, beta, n);
+        if (!x.isCpu()) Gpu.scale(out, x, (float) alpha, (float) beta);
+        else if (x.dtype() == DType.F64) Reference.scale(out.f64(), x.f64(), alpha, beta, n);
         else Cpu.scale(out.f32(), x.f32(), (float) alpha, (float) beta, n);
         Autograd.record("scale", out, new Tensor[] {x}, g -> {
             Tensor gx = Tensor.emptyLike(x);
-            if (x.dtype() == DType.F64) Reference.scale(gx.f64(), g.f64(), alpha, 0.0, n);
+            if (!x.isCpu()) Gpu.scale(gx, g, (float) alpha, 0f);
+            else if (x.dtype() == DType.F64) Reference.scale(gx.f64(), g.f64(), alpha, 0.0, n);
             else Cpu.scale(gx.f32(), g.f32(), (float) alpha, 0f, n);
             return new Tensor[] {gx};
         });
@@ -315,6 +323,77 @@ public final class Elementwise {
             }
             Tensor gs = Tensor.empty(DType.F32, selfShape);
             Reduce.Cpu.sumTo(gs.f32(), t.f32(), os, selfShape, 1.0);
+            return gs;
+        }
+    }
+
+    // ---- CUDA launchers (src/main/cuda/elementwise.cu) ---------------------------------------
+
+    /**
+     * Launchers for the float32 CUDA kernels. Same shapes use the flat kernels ({@code add_f32},
+     * {@code mul_f32}); broadcasts run {@code broadcast_f32} over the same {@link Plan} as the CPU
+     * kernel (at most {@link #MAX_RANK} dims after merging, sizes passed innermost first). The
+     * backward of a broadcast operand is (g or g * other) summed with {@link Reduce.Gpu#sumTo}.
+     */
+    static final class Gpu {
+        /** Plan dims broadcast_f32 takes; merged plans of rank-4 tensors have at most 4. */
+        static final int MAX_RANK = 6;
+
+        static final int OP_ADD = 0, OP_MUL = 1, OP_EXPAND = 2;
+
+        /** out (shape os) = a + b or a * b, broadcasting. */
+        static void binary(String op, boolean mul, Tensor out, Tensor a, Tensor b) {
+            int n = out.numel();
+            if (a.sameShape(b)) {
+                Launch.kernel(mul ? "mul_f32" : "add_f32").ptr(a).ptr(b).ptr(out).l(n).elements(n).run();
+            } else {
+                broadcast(op, mul ? OP_MUL : OP_ADD, 1f, out, a, b, Plan.of(out.shape(), a.shape(), b.shape()));
+            }
+        }
+
+        /** out = alpha * x + beta (fmaf: one rounding; out may alias x). */
+        static void scale(Tensor out, Tensor x, float alpha, float beta) {
+            int n = x.numel();
+            Launch.kernel("scale_f32").ptr(x).ptr(out).f(alpha).f(beta).l(n).elements(n).run();
+        }
+
+        /** out (shape os) = scale * g expanded from gs (gs broadcastable to os): a reduction's backward. */
+        static void expand(String op, Tensor out, Tensor g, float scale) {
+            if (g.numel() == out.numel()) { // nothing broadcast: only size-1 dims differ
+                scale(out, g, scale, 0f);
+                return;
+            }
+            broadcast(op, OP_EXPAND, scale, out, g, null, Plan.of(out.shape(), g.shape()));
+        }
+
+        /** broadcast_f32 over plan p (operands a and, unless null, b in the plan's order). */
+        private static void broadcast(String op, int code, float alpha, Tensor out, Tensor a, Tensor b, Plan p) {
+            int r = p.rank();
+            if (r > MAX_RANK)
+                throw new TensorException(op + ": broadcast of " + Arrays.toString(out.shape()) + " needs " + r
+                        + " iteration dims; the CUDA kernel takes at most " + MAX_RANK);
+            int n = out.numel();
+            Launch l = Launch.kernel("broadcast_f32").ptr(a).ptr(b).ptr(out).l(n).i(code).f(alpha).i(r);
+            // Innermost first; unused dims size 1, stride 0 (never divided: the kernel stops at rank).
+            for (int d = 0; d < MAX_RANK; d++) l.i(d < r ? p.size[r - 1 - d] : 1);
+            for (int k = 0; k < 2; k++)
+                for (int d = 0; d < MAX_RANK; d++) l.i(d < r && k < p.stride.length ? p.stride[k][r - 1 - d] : 0);
+            l.elements(n).run();
+        }
+
+        /** Gradient of one operand (shape selfShape): g (add) or g * other (mul), summed to selfShape. */
+        static Tensor gradOperand(String op, boolean mul, Tensor g, int[] os, Tensor other, int[] selfShape) {
+            boolean full = Arrays.equals(selfShape, os);
+            if (!mul && full) return g; // identity; callers never modify gradients in place
+            Tensor t = g;
+            if (mul) {
+                t = Tensor.empty(g.device(), DType.F32, os);
+                binary(op, true, t, g, other);
+                if (full) return t;
+            }
+            Tensor gs = Tensor.empty(g.device(), DType.F32, selfShape);
+            Reduce.Gpu.sumTo(op, gs, t, os, selfShape, 1);
+            if (t != g) t.free(); // device memory is not GC'd; later kernels on the stream run after the sum
             return gs;
         }
     }

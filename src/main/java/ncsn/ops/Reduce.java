@@ -4,6 +4,7 @@ import java.util.Arrays;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Shapes;
 import ncsn.tensor.Tensor;
@@ -52,14 +53,14 @@ public final class Reduce {
     }
 
     private static Tensor reduceAll(String op, Tensor x, boolean mean) {
-        OpChecks.liveCpu(op, x);
+        OpChecks.live(op, x);
         int[] ones = new int[x.rank()];
         Arrays.fill(ones, 1);
         return reduce(op, x, ones, new int[] {1}, mean);
     }
 
     private static Tensor reduceDims(String op, Tensor x, int[] dims, boolean mean) {
-        OpChecks.liveCpu(op, x);
+        OpChecks.live(op, x);
         int r = x.rank();
         if (dims == null || dims.length == 0)
             throw new TensorException(op + ": no dims given for " + x.describe() + " (use " + op + "(x) to reduce everything)");
@@ -83,12 +84,14 @@ public final class Reduce {
         if (count == 0)
             throw new TensorException(op + ": " + x.describe() + " is empty along the reduced dims");
         double scale = mean ? 1.0 / count : 1.0;
-        Tensor out = Tensor.empty(x.dtype(), outShape);
-        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), xs, keep, mean ? count : 1);
+        Tensor out = Tensor.empty(x.device(), x.dtype(), outShape);
+        if (!x.isCpu()) Gpu.sumTo(op, out, x, xs, keep, mean ? count : 1);
+        else if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), xs, keep, mean ? count : 1);
         else Cpu.sumTo(out.f32(), x.f32(), xs, keep, scale);
         Autograd.record(op, out, new Tensor[] {x}, g -> {
-            Tensor gx = Tensor.empty(x.dtype(), xs);
-            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), xs, keep, mean ? count : 1);
+            Tensor gx = Tensor.empty(x.device(), x.dtype(), xs);
+            if (!x.isCpu()) Elementwise.Gpu.expand(op, gx, g, (float) scale); // g [1] or keep: right-aligned
+            else if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), xs, keep, mean ? count : 1);
             else Elementwise.Cpu.expand(gx.f32(), xs, g.f32(), keep, (float) scale);
             return new Tensor[] {gx};
         });
@@ -246,6 +249,104 @@ public final class Reduce {
             }
             for (; i < end; i++) s0 += x[i];
             return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        }
+    }
+
+    // ---- CUDA launchers (src/main/cuda/reduce.cu) --------------------------------------------
+
+    /**
+     * Deterministic float32 sums on the GPU (double accumulation, fixed order, no atomics). The
+     * input's {@link Elementwise.Plan} against the target shape splits into kept dims (the M
+     * output elements) and reduced dims (K inputs per output), at most 4 of each after merging.
+     * <ul>
+     *   <li>kept innermost dim and many outputs (or few inputs each): {@code reduce_rows_f32},
+     *       a thread per output looping over K (neighbouring threads read neighbouring floats);</li>
+     *   <li>otherwise {@code reduce_block_f32}, a block per output (threads over K, block tree);
+     *       when K is large each output is split into {@code parts} fixed chunks of about
+     *       {@link #PART} inputs, written to a [M, parts] buffer that {@code reduce_parts_f32}
+     *       sums (two passes: one block per output would leave most of the GPU idle).</li>
+     * </ul>
+     * parts depends on K alone, so the result is the same on every GPU.
+     */
+    static final class Gpu {
+        static final int MAX_DIMS = 4;
+        /** Inputs per block of the two-pass sum (block of 256 threads: 32 per thread). */
+        static final int PART = 8192;
+        static final int MAX_PARTS = 1024;
+
+        /**
+         * t (shape tShape, broadcastable to xs) = (sum of x over the dims where t has size 1) / div.
+         * x contiguous of shape xs; t's numel is the product of the kept sizes.
+         */
+        static void sumTo(String op, Tensor t, Tensor x, int[] xs, int[] tShape, int div) {
+            Elementwise.Plan p = Elementwise.Plan.of(xs, xs, tShape);
+            int r = p.rank();
+            int[] kSize = new int[MAX_DIMS], kStride = new int[MAX_DIMS], rSize = new int[MAX_DIMS], rStride = new int[MAX_DIMS];
+            java.util.Arrays.fill(kSize, 1);
+            java.util.Arrays.fill(rSize, 1);
+            int nk = 0, nr = 0;
+            long m = 1, k = 1;
+            for (int d = r - 1; d >= 0; d--) { // innermost first
+                int size = p.size[d];
+                if (size == 1) continue; // only the one-element plan has a size-1 dim
+                boolean kept = p.stride[1][d] != 0;
+                if ((kept ? nk : nr) == MAX_DIMS)
+                    throw new TensorException(op + ": reducing " + java.util.Arrays.toString(xs) + " to "
+                            + java.util.Arrays.toString(tShape) + " alternates kept and reduced dims more than "
+                            + MAX_DIMS + " times (the CUDA kernel's limit)");
+                if (kept) {
+                    kSize[nk] = size;
+                    kStride[nk++] = p.stride[0][d];
+                    m *= size;
+                } else {
+                    rSize[nr] = size;
+                    rStride[nr++] = p.stride[0][d];
+                    k *= size;
+                }
+            }
+            int M = (int) m, K = (int) k;
+            if (M == 0 || t.numel() == 0) return;
+            if (M != t.numel())
+                throw new TensorException(op + ": internal: " + M + " outputs planned for " + t.describe());
+            boolean innerKept = nk > 0 && kStride[0] == 1;
+            if (innerKept && (M >= 4096 || K <= 64)) {
+                Launch l = Launch.kernel("reduce_rows_f32").ptr(x).ptr(t).i(M).i(K).i(div);
+                dims(l, nk, kSize, kStride, nr, rSize, rStride).elements(M).run();
+                return;
+            }
+            int parts = (int) Math.min(MAX_PARTS, (K + (long) PART - 1) / PART);
+            parts = Math.max(1, parts);
+            int block = blockFor(parts > 1 ? (K + parts - 1) / parts : K);
+            Tensor dst = parts == 1 ? t : Tensor.empty(x.device(), DType.F32, M, parts);
+            Launch l = Launch.kernel("reduce_block_f32").ptr(x).ptr(dst).i(M).i(K).i(parts).i(parts == 1 ? div : 1);
+            dims(l, nk, kSize, kStride, nr, rSize, rStride).grid(gridFor((long) M * parts)).block(block).run();
+            if (parts > 1) {
+                Launch.kernel("reduce_parts_f32").ptr(dst).ptr(t).i(M).i(parts).i(div)
+                        .grid(gridFor(M)).block(blockFor(parts)).run();
+                dst.free(); // queued behind the kernels on the one stream: safe to reuse
+            }
+        }
+
+        private static Launch dims(Launch l, int nk, int[] kSize, int[] kStride, int nr, int[] rSize, int[] rStride) {
+            l.i(nk);
+            for (int v : kSize) l.i(v);
+            for (int v : kStride) l.i(v);
+            l.i(nr);
+            for (int v : rSize) l.i(v);
+            for (int v : rStride) l.i(v);
+            return l;
+        }
+
+        /** Threads per block for n inputs: a power of two in [32, 256] (warp multiples for the block sum). */
+        static int blockFor(long n) {
+            int b = 32;
+            while (b < 256 && b < n) b <<= 1;
+            return b;
+        }
+
+        /** Blocks for a block-per-item kernel that loops over items: capped (grid x < 2^31). */
+        static int gridFor(long items) {
+            return (int) Math.max(1, Math.min(items, Integer.MAX_VALUE));
         }
     }
 

@@ -3,6 +3,7 @@ package ncsn.ops;
 import java.util.List;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 
@@ -23,14 +24,16 @@ public final class Softplus {
     private Softplus() {}
 
     public static Tensor apply(Tensor x) {
-        OpChecks.liveCpu(OP, x);
+        OpChecks.live(OP, x);
         Tensor out = Tensor.emptyLike(x);
         int n = x.numel();
-        if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), n);
+        if (!x.isCpu()) Gpu.forward(out, x);
+        else if (x.dtype() == DType.F64) Reference.forward(out.f64(), x.f64(), n);
         else Cpu.forward(out.f32(), x.f32(), n);
         Autograd.record(OP, out, new Tensor[] {x}, g -> {
             Tensor gx = Tensor.emptyLike(x);
-            if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), x.f64(), n);
+            if (!x.isCpu()) Gpu.backward(gx, g, x);
+            else if (x.dtype() == DType.F64) Reference.backward(gx.f64(), g.f64(), x.f64(), n);
             else Cpu.backward(gx.f32(), g.f32(), x.f32(), n);
             return new Tensor[] {gx};
         });
@@ -88,6 +91,19 @@ public final class Softplus {
                     }
                 }
             });
+        }
+    }
+
+    /** CUDA launchers for src/main/cuda/softplus.cu (grid-stride; the same double-per-element formulas). */
+    static final class Gpu {
+        static void forward(Tensor out, Tensor x) {
+            int n = x.numel();
+            Launch.kernel("softplus_forward_f32").ptr(x).ptr(out).l(n).elements(n).run();
+        }
+
+        static void backward(Tensor gx, Tensor g, Tensor x) {
+            int n = x.numel();
+            Launch.kernel("softplus_backward_f32").ptr(g).ptr(x).ptr(gx).l(n).elements(n).run();
         }
     }
 

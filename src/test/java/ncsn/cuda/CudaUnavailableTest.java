@@ -43,7 +43,7 @@ class CudaUnavailableTest {
         assertTrue(CudaTensors.to(cpu, Device.CPU) == cpu, "moving to the device it is on is the identity");
         // a CPU tensor given to a CUDA kernel: a TensorException, checked before touching the driver
         ncsn.tensor.TensorException te = assertThrows(ncsn.tensor.TensorException.class,
-                () -> ElementwiseKernels.eluForwardInto(cpu, cpu));
+                () -> Launch.kernel("elu_forward_f32").ptr(cpu));
         assertTrue(te.getMessage().contains("expected a CUDA tensor"), te.getMessage());
         assertEquals(DType.F32, cpu.dtype());
     }

@@ -5,10 +5,12 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import ncsn.autograd.Autograd;
+import ncsn.autograd.GradCheck;
 import ncsn.cpu.Gemm;
 import ncsn.cpu.GemmKernel;
 import ncsn.cpu.Parallel;
 import ncsn.cpu.Simd;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
@@ -82,9 +84,11 @@ public final class Conv2d {
      */
     public static Tensor apply(Tensor x, Tensor w, Tensor bias, int padding, int dilation) {
         Dims g = check(x, w, bias, padding, dilation);
-        Tensor out = Tensor.empty(x.dtype(), g.n(), g.co(), g.ho(), g.wo());
+        Tensor out = Tensor.empty(x.device(), x.dtype(), g.n(), g.co(), g.ho(), g.wo());
+        boolean gpu = !x.isCpu();
         boolean f64 = x.dtype() == DType.F64;
-        if (f64) Reference.forward(g, x.f64(), w.f64(), bias == null ? null : bias.f64(), out.f64());
+        if (gpu) Gpu.forward(g, x, w, bias, out);
+        else if (f64) Reference.forward(g, x.f64(), w.f64(), bias == null ? null : bias.f64(), out.f64());
         else Cpu.forward(g, x.f32(), w.f32(), bias == null ? null : bias.f32(), out.f32());
 
         Tensor[] inputs = bias == null ? new Tensor[] {x, w} : new Tensor[] {x, w, bias};
@@ -92,7 +96,11 @@ public final class Conv2d {
             Tensor gx = x.requiresGrad() ? Tensor.emptyLike(x) : null;
             Tensor gw = w.requiresGrad() ? Tensor.emptyLike(w) : null;
             Tensor gb = bias != null && bias.requiresGrad() ? Tensor.emptyLike(bias) : null;
-            if (f64) {
+            if (gpu) {
+                if (gx != null) Gpu.backwardData(g, gy, w, gx);
+                if (gw != null) Gpu.backwardWeight(g, x, gy, gw);
+                if (gb != null) Gpu.backwardBias(g, gy, gb);
+            } else if (f64) {
                 if (gx != null) Reference.backwardData(g, gy.f64(), w.f64(), gx.f64());
                 if (gw != null) Reference.backwardWeight(g, x.f64(), gy.f64(), gw.f64());
                 if (gb != null) Reference.backwardBias(g, gy.f64(), gb.f64());
@@ -108,7 +116,7 @@ public final class Conv2d {
 
     /** Validates the arguments; every message names conv2d and the shapes involved. */
     static Dims check(Tensor x, Tensor w, Tensor bias, int padding, int dilation) {
-        OpChecks.liveCpu("conv2d", x, w, bias);
+        OpChecks.live("conv2d", x, w, bias);
         if (x.rank() != 4)
             throw new TensorException("conv2d: input " + shape(x) + " must have 4 dimensions [N, C, H, W]");
         if (w.rank() != 4)
@@ -548,6 +556,154 @@ public final class Conv2d {
     // =========================================================================================
 
     /**
+     * CUDA path (float32, NCHW): every pass goes through one {@link Impl}, chosen once by
+     * {@code -Dncsn.cuda.conv} and logged once with the reason. Only {@code own} exists now: the
+     * implicit-GEMM kernels of src/main/cuda/conv2d.cu (64x64 output tile, K slices of 16, 256
+     * threads with 4x4 outputs each; see gemm_tile.cuh). cuDNN is not integrated yet; it would be
+     * a second {@link Impl}. The bias gradient is one kernel for every implementation.
+     *
+     * <p>FLOPs of each pass (forward, backward-data, backward-weight): {@link Dims#flops()} =
+     * 2 N Co Ci kh kw Ho Wo (multiply-adds of the direct definition, padding taps included).
+     */
+    public static final class Gpu {
+        private Gpu() {}
+
+        /** One convolution implementation on CUDA tensors; every output is overwritten. */
+        interface Impl {
+            /** y [N,Co,Ho,Wo] = conv(x, w) + b (b may be null). */
+            void forward(Dims g, Tensor x, Tensor w, Tensor b, Tensor y);
+
+            /** dx [N,Ci,H,W] from dy [N,Co,Ho,Wo] and w. */
+            void backwardData(Dims g, Tensor dy, Tensor w, Tensor dx);
+
+            /** dw [Co,Ci,kh,kw] = sum over the batch and pixels of dy * the tap's x. */
+            void backwardWeight(Dims g, Tensor x, Tensor dy, Tensor dw);
+        }
+
+        private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(Gpu.class.getName());
+        private static volatile Impl impl;
+
+        /** The implementation named by -Dncsn.cuda.conv (default "own"), chosen on first use. */
+        static Impl impl() {
+            Impl i = impl;
+            if (i != null) return i;
+            synchronized (Gpu.class) {
+                if (impl == null) {
+                    String p = System.getProperty("ncsn.cuda.conv", "own").trim();
+                    if (!p.equals("own"))
+                        throw new TensorException("conv2d: -Dncsn.cuda.conv=" + p
+                                + " is not supported; the only CUDA convolution implementation is 'own'"
+                                + " (own implicit-GEMM kernels; cuDNN is not integrated)");
+                    impl = new OwnImplicitGemm();
+                    LOG.info("conv2d on CUDA: own implicit-GEMM kernels (cuDNN not integrated; -Dncsn.cuda.conv=own)");
+                }
+                return impl;
+            }
+        }
+
+        static void forward(Dims g, Tensor x, Tensor w, Tensor b, Tensor y) {
+            requireF32(g, x);
+            impl().forward(g, x, w, b, y);
+        }
+
+        static void backwardData(Dims g, Tensor dy, Tensor w, Tensor dx) {
+            requireF32(g, dy);
+            impl().backwardData(g, dy, w, dx);
+        }
+
+        static void backwardWeight(Dims g, Tensor x, Tensor dy, Tensor dw) {
+            requireF32(g, dy);
+            impl().backwardWeight(g, x, dy, dw);
+        }
+
+        /** db [Co] (overwritten) = sum of dy over n, oh, ow: one block per channel, double sums. */
+        static void backwardBias(Dims g, Tensor dy, Tensor db) {
+            Launch.kernel("conv2d_bias_grad_f32").ptr(dy).ptr(db).i(g.n()).i(g.co()).i(g.p())
+                    .grid(g.co()).block(256).run();
+        }
+
+        private static void requireF32(Dims g, Tensor t) {
+            if (t.dtype() != DType.F32)
+                throw new TensorException("conv2d: CUDA tensors must be float32, got " + t.describe() + " (" + g + ")");
+        }
+
+        /** The kernels of conv2d.cu; grids as in that file's header. */
+        static final class OwnImplicitGemm implements Impl {
+            private static final int TILE = 64, SLICE = 16, THREADS = 256;
+            /** CUDA's limit on gridDim.y and gridDim.z. */
+            private static final int GRID_YZ = 65535;
+
+            @Override
+            public void forward(Dims g, Tensor x, Tensor w, Tensor b, Tensor y) {
+                grid(g, "forward", g.p(), g.co(), g.n());
+                dims(Launch.kernel("conv2d_forward_f32").ptr(x).ptr(w).ptr(b).ptr(y), g)
+                        .grid(tiles(g.p()), tiles(g.co()), g.n()).block(THREADS).run();
+            }
+
+            @Override
+            public void backwardData(Dims g, Tensor dy, Tensor w, Tensor dx) {
+                int hw = g.h() * g.w();
+                grid(g, "backward-data", hw, g.ci(), g.n());
+                dims(Launch.kernel("conv2d_backward_data_f32").ptr(dy).ptr(w).ptr(dx), g)
+                        .grid(tiles(hw), tiles(g.ci()), g.n()).block(THREADS).run();
+            }
+
+            /**
+             * The reduction over R = N*Ho*Wo is cut into {@code splits} chunks so that small dW
+             * (few 64x64 tiles) still fills the GPU: about 2 blocks per SM, each chunk at least 512
+             * rows, at most 64 chunks. Partials go to a scratch [splits, Co, K] and are added in
+             * split order (deterministic); one split writes dw directly.
+             */
+            @Override
+            public void backwardWeight(Dims g, Tensor x, Tensor dy, Tensor dw) {
+                long r = (long) g.n() * g.p();
+                int tiles = tiles(g.k()) * tiles(g.co());
+                int target = 2 * ncsn.cuda.CudaContext.get().multiprocessorCount();
+                long want = Math.min(Math.min((target + tiles - 1) / tiles, Math.max(1, r / 512)), 64);
+                long chunk = ceilDiv(ceilDiv(r, want), SLICE) * SLICE;
+                int splits = (int) ceilDiv(r, chunk);
+                grid(g, "backward-weight", g.k(), g.co(), splits);
+                if (splits == 1) {
+                    launchWeight(g, x, dy, dw, (int) chunk, 1);
+                    return;
+                }
+                try (Scope s = Scope.open()) {
+                    Tensor part = Tensor.empty(dw.device(), DType.F32, splits, g.co(), g.k());
+                    launchWeight(g, x, dy, part, (int) chunk, splits);
+                    long count = (long) g.co() * g.k();
+                    Launch.kernel("conv2d_weight_reduce_f32").ptr(part).ptr(dw).i(splits).l(count).elements(count).run();
+                }
+            }
+
+            private static void launchWeight(Dims g, Tensor x, Tensor dy, Tensor out, int chunk, int splits) {
+                dims(Launch.kernel("conv2d_backward_weight_f32").ptr(x).ptr(dy).ptr(out), g).i(chunk)
+                        .grid(tiles(g.k()), tiles(g.co()), splits).block(THREADS).run();
+            }
+
+            private static Launch dims(Launch l, Dims g) {
+                return l.i(g.n()).i(g.ci()).i(g.h()).i(g.w()).i(g.co()).i(g.kh()).i(g.kw()).i(g.pad()).i(g.dil());
+            }
+
+            private static int tiles(int n) {
+                return (n + TILE - 1) / TILE;
+            }
+
+            private static long ceilDiv(long a, long b) {
+                return (a + b - 1) / b;
+            }
+
+            /** The grid's y (tiles of rows) and z (images or splits) must fit CUDA's limits. */
+            private static void grid(Dims g, String pass, int cols, int rows, int z) {
+                if (tiles(rows) > GRID_YZ || z > GRID_YZ)
+                    throw new TensorException("conv2d on CUDA (" + pass + "): " + g + " needs a grid of " + tiles(cols)
+                            + " x " + tiles(rows) + " x " + z + " blocks; y and z are limited to " + GRID_YZ);
+            }
+        }
+    }
+
+    // =========================================================================================
+
+    /**
      * Catalog cases: every geometry NCSN uses (3x3 with padding = dilation 1/2/4, 1x1 shortcut),
      * plus valid convolution, no bias, batch 1, a non-square 5x3 kernel, padding != dilation, and
      * channel counts 3/5/7 on odd spatial sizes. Sizes are small: the gradient check runs two
@@ -566,6 +722,13 @@ public final class Conv2d {
         out.add(conv("3x3 p1 d2 (shrinks)", 2, 3, 8, 9, 5, 3, 3, 1, 2, true));
         out.add(conv("5x3 kernel p2 d1", 2, 3, 7, 8, 5, 5, 3, 2, 1, true));
         out.add(conv("1x1 p1 (padded pointwise)", 1, 5, 5, 7, 3, 1, 1, 1, 1, false));
+        // Larger than one 64x64 tile of the CUDA kernels in every GEMM dimension (Co, pixels, the
+        // K slices of 16, and for backward-weight N*Ho*Wo >= 1024 so the reduction is split):
+        // exercises the tile edges on the GPU. Fewer gradcheck probes keep the float64 check quick.
+        GradCheck.Options few = GradCheck.Options.defaults().withMaxElements(24);
+        out.add(conv("multi-tile 3x3 p2 d2", 4, 3, 17, 19, 66, 3, 3, 2, 2, true).gradOptions(few));
+        out.add(conv("multi-tile 1x1 Ci 70 -> Co 65", 2, 70, 9, 9, 65, 1, 1, 0, 1, true).gradOptions(few));
+        out.add(conv("multi-tile 3x3 p4 d4 batch 1", 1, 9, 13, 11, 67, 3, 3, 4, 4, false).gradOptions(few));
         return out;
     }
 

@@ -3,10 +3,15 @@ package ncsn.optim;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.CudaContext;
+import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -38,9 +43,15 @@ import ncsn.tensor.TensorException;
  * all chunks of all parameters are handed out to the {@link Parallel} workers from one counter;
  * a chunk is one fused pass reading p, g, m, v once and writing p, m, v once.
  *
+ * <p>float32 CUDA parameters ({@link Gpu}, src/main/cuda/adam.cu) are updated by one kernel
+ * launch per step (per group of parameters sharing a step count, normally one group): the same
+ * float32 operations and roundings as {@link Cpu}, so GPU and CPU agree bit for bit given the same
+ * gradients (the test allows a few ulp). The state tensors live on the parameter's device.
+ *
  * <p>State (for checkpoints, named as in PyTorch's state_dict): per parameter {@code step},
  * {@code exp_avg}, {@code exp_avg_sq} and, with amsgrad, {@code max_exp_avg_sq}; see
- * {@link #state(int)} and {@link #initState(int)}.
+ * {@link #state(int)} and {@link #initState(int)}. They are tensors on the parameter's device
+ * (read them with {@code toDoubleArray()} / {@code copyFrom} across devices).
  */
 public final class Adam {
     /** Per-parameter state, created on the parameter's first step (like PyTorch's lazy state). */
@@ -50,9 +61,10 @@ public final class Adam {
 
         ParamState(Tensor p, boolean amsgrad) {
             String base = p.name() != null ? p.name() + "." : "";
-            expAvg = Tensor.persistent(p.dtype(), p.shape()).name(base + "exp_avg");
-            expAvgSq = Tensor.persistent(p.dtype(), p.shape()).name(base + "exp_avg_sq");
-            maxExpAvgSq = amsgrad ? Tensor.persistent(p.dtype(), p.shape()).name(base + "max_exp_avg_sq") : null;
+            // Zero-filled, on the parameter's device (the moments start at 0 as in PyTorch).
+            expAvg = Tensor.persistent(p.device(), p.dtype(), p.shape()).name(base + "exp_avg");
+            expAvgSq = Tensor.persistent(p.device(), p.dtype(), p.shape()).name(base + "exp_avg_sq");
+            maxExpAvgSq = amsgrad ? Tensor.persistent(p.device(), p.dtype(), p.shape()).name(base + "max_exp_avg_sq") : null;
         }
 
         /** Number of updates applied to this parameter (PyTorch's state['step']). */
@@ -86,6 +98,8 @@ public final class Adam {
     private double lr;
     private final double beta1, beta2, eps, weightDecay;
     private final boolean amsgrad;
+    /** Parameter tables of the CUDA parameters, created on the first step that has any. */
+    private Gpu gpu;
 
     /** PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay, no amsgrad (the spec's settings). */
     public Adam(List<Tensor> params) {
@@ -167,6 +181,8 @@ public final class Adam {
     /** One update of every parameter that has a gradient. */
     public void step() {
         Cpu.Work work = null;
+        // CUDA parameters grouped by their step count (one kernel launch per group; normally one group).
+        Map<Long, List<Integer>> gpuGroups = null;
         for (int i = 0; i < params.size(); i++) {
             Tensor p = params.get(i);
             Tensor g = p.grad();
@@ -175,7 +191,13 @@ public final class Adam {
             g.requireLive("adam");
             if (!g.sameShape(p) || g.dtype() != p.dtype())
                 throw new TensorException("adam: gradient " + g.describe() + " does not match parameter " + p.describe());
+            if (g.device() != p.device())
+                throw new TensorException("adam: gradient " + g.describe() + " is on " + g.device() + " but parameter "
+                        + p.describe() + " is on " + p.device());
             ParamState s = initState(i);
+            if (s.expAvg.device() != p.device())
+                throw new TensorException("adam: state of parameter " + p.describe() + " is on " + s.expAvg.device()
+                        + " but the parameter is on " + p.device() + " (move parameters before the first step)");
             s.step++;
             // Python-float (double) scalars, as _single_tensor_adam computes them.
             double t = s.step;
@@ -183,7 +205,10 @@ public final class Adam {
             double bc2 = 1 - Math.pow(beta2, t);
             double stepSize = lr / bc1;
             double bc2Sqrt = Math.sqrt(bc2);
-            if (p.dtype() == DType.F64) {
+            if (!p.isCpu()) {
+                if (gpuGroups == null) gpuGroups = new LinkedHashMap<>();
+                gpuGroups.computeIfAbsent(s.step, k -> new ArrayList<>()).add(i);
+            } else if (p.dtype() == DType.F64) {
                 Reference.update(p.f64(), g.f64(), s.expAvg.f64(), s.expAvgSq.f64(), amsgrad ? s.maxExpAvgSq.f64() : null,
                         beta1, beta2, eps, weightDecay, stepSize, bc2Sqrt);
             } else {
@@ -194,6 +219,15 @@ public final class Adam {
         }
         if (work != null) Cpu.run(work, (float) beta1, (float) (1 - beta1), (float) beta2, (float) (1 - beta2),
                 (float) eps, (float) weightDecay, weightDecay != 0, amsgrad);
+        if (gpuGroups != null) {
+            if (gpu == null) gpu = new Gpu();
+            for (Map.Entry<Long, List<Integer>> e : gpuGroups.entrySet()) {
+                double t = e.getKey();
+                double stepSize = lr / (1 - Math.pow(beta1, t));
+                double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, t));
+                gpu.run(this, e.getValue(), (float) -stepSize, (float) bc2Sqrt);
+            }
+        }
     }
 
     /** float64 reference: PyTorch's update in plain double arithmetic, element by element. */
@@ -325,6 +359,111 @@ public final class Adam {
                 float denom = (float) Math.sqrt(vm) / bc2Sqrt + eps;
                 p[i] = pi + negStepSize * mi / denom;
             }
+        }
+    }
+
+    /**
+     * CUDA launcher for src/main/cuda/adam.cu ("multi-tensor": one launch updates a whole group).
+     *
+     * <p>The kernel reads a table of 64-byte slots (p, grad, m, v, vmax pointers, element count,
+     * first chunk). The table is a small persistent float32 CUDA tensor used as raw bytes; its slots
+     * are written on the device by adam_slot_set_f32 (one tiny launch per parameter), so the device
+     * pointers never pass through the host. A table is built once per group of parameter indices
+     * and reused while every slot's tensors are the same storages (checked on the host each step,
+     * which costs no device work); a changed gradient buffer or state tensor rebuilds it.
+     * Parameters with no elements get no slot.
+     */
+    static final class Gpu {
+        /** Elements per work chunk: NCSN_ADAM_CHUNK in adam.cu. */
+        static final int CHUNK = 4096;
+        /** Floats per table slot: sizeof(NcsnAdamSlot) / 4 in adam.cu. */
+        static final int SLOT_FLOATS = 16;
+        /** Tables kept at most (groups of different step counts are rare; beyond this all are dropped). */
+        private static final int MAX_TABLES = 8;
+
+        private final Map<List<Integer>, Table> tables = new LinkedHashMap<>();
+
+        /** One table: the slot tensors it was built from (by storage and offset) and the device buffer. */
+        private static final class Table {
+            final Tensor buffer;
+            final Tensor[] tensors; // 5 per slot: p, g, m, v, vmax (null without amsgrad)
+            final Object[] storages;
+            final int[] offsets;
+            final int slots;
+            final long totalChunks;
+
+            Table(Tensor buffer, Tensor[] tensors, int slots, long totalChunks) {
+                this.buffer = buffer;
+                this.tensors = tensors;
+                this.slots = slots;
+                this.totalChunks = totalChunks;
+                storages = new Object[tensors.length];
+                offsets = new int[tensors.length];
+                for (int k = 0; k < tensors.length; k++) {
+                    if (tensors[k] == null) continue;
+                    storages[k] = tensors[k].storage();
+                    offsets[k] = tensors[k].elementOffset();
+                }
+            }
+
+            boolean matches(Tensor[] now) {
+                if (now.length != tensors.length) return false;
+                for (int k = 0; k < now.length; k++) {
+                    Tensor t = now[k];
+                    if (t == null ? storages[k] != null : storages[k] != t.storage() || offsets[k] != t.elementOffset()) return false;
+                }
+                return true;
+            }
+        }
+
+        void run(Adam a, List<Integer> indices, float negStepSize, float bc2Sqrt) {
+            // The slots' tensors now, in slot order (parameters with elements only).
+            List<Tensor> now = new ArrayList<>();
+            for (int i : indices) {
+                Tensor p = a.params.get(i);
+                if (p.numel() == 0) continue;
+                ParamState s = a.state[i];
+                now.add(p);
+                now.add(p.grad());
+                now.add(s.expAvg);
+                now.add(s.expAvgSq);
+                now.add(s.maxExpAvgSq);
+            }
+            Tensor[] cur = now.toArray(new Tensor[0]);
+            int slots = cur.length / 5;
+            if (slots == 0) return;
+            for (Tensor t : cur) if (t != null) t.requireLive("adam");
+            Table table = tables.get(indices);
+            if (table == null || !table.matches(cur)) {
+                if (table != null) table.buffer.free();
+                else if (tables.size() >= MAX_TABLES) clear();
+                table = build(cur, slots);
+                tables.put(List.copyOf(indices), table);
+            }
+            int grid = (int) Math.min(table.totalChunks, 32L * CudaContext.get().multiprocessorCount());
+            Launch.kernel("adam_multi_f32").ptr(table.buffer).i(table.slots).l(table.totalChunks)
+                    .f((float) a.beta1).f((float) (1 - a.beta1)).f((float) a.beta2).f((float) (1 - a.beta2))
+                    .f((float) a.eps).f((float) a.weightDecay).i(a.weightDecay != 0 ? 1 : 0).i(a.amsgrad ? 1 : 0)
+                    .f(negStepSize).f(bc2Sqrt).grid(grid).block(CudaContext.BLOCK).run();
+        }
+
+        private static Table build(Tensor[] cur, int slots) {
+            Tensor buffer = Tensor.persistent(Device.CUDA, DType.F32, SLOT_FLOATS * slots);
+            long firstChunk = 0;
+            for (int k = 0; k < slots; k++) {
+                Tensor p = cur[5 * k];
+                long n = p.numel();
+                Launch.kernel("adam_slot_set_f32").ptr(buffer).i(k).ptr(p).ptr(cur[5 * k + 1]).ptr(cur[5 * k + 2])
+                        .ptr(cur[5 * k + 3]).ptr(cur[5 * k + 4]).l(n).l(firstChunk).grid(1).block(32).run();
+                firstChunk += (n + CHUNK - 1) / CHUNK;
+            }
+            return new Table(buffer, cur, slots, firstChunk);
+        }
+
+        /** Frees every table buffer (stream order makes this safe while a launch may still read one). */
+        void clear() {
+            for (Table t : tables.values()) t.buffer.free();
+            tables.clear();
         }
     }
 }

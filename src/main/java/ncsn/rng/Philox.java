@@ -1,6 +1,8 @@
 package ncsn.rng;
 
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
+import ncsn.tensor.Tensor;
 
 /**
  * Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC11): a
@@ -108,5 +110,40 @@ public final class Philox {
                 for (int j = j0; j < j1; j++) sink.put(j, w);
             }
         });
+    }
+
+    /** CUDA launchers for src/main/cuda/rng.cu: one thread per 4-element Philox block, grid-stride, any size. */
+    public static final class Gpu {
+        private Gpu() {}
+
+        /** out[j] = (float) (lo + scale * U_j), the affine map in double (lo 0, scale 1: plain U[0,1)). */
+        public static void uniform(long seed, long stream, long offset, Tensor out, double lo, double scale) {
+            long n = out.numel();
+            Launch.kernel("philox_uniform_f32").ptr(out).l(n).l(seed).l(stream).l(offset)
+                    .l(Double.doubleToRawLongBits(lo)).l(Double.doubleToRawLongBits(scale)).elements(blocksFor(n)).run();
+        }
+
+        /** out[j] = (float) N_j (Box-Muller in double, as {@link #normalOf}). */
+        public static void normal(long seed, long stream, long offset, Tensor out) {
+            long n = out.numel();
+            Launch.kernel("philox_normal_f32").ptr(out).l(n).l(seed).l(stream).l(offset).elements(blocksFor(n)).run();
+        }
+
+        /**
+         * The raw generator on the device, for known-answer tests: the 4 words of counter (c0..c3),
+         * key (k0, k1). Synchronising (copies 8 floats back); not for hot paths.
+         */
+        public static int[] block(int c0, int c1, int c2, int c3, int k0, int k1) {
+            Tensor t = Tensor.persistent(ncsn.tensor.Device.CUDA, ncsn.tensor.DType.F32, 8);
+            try {
+                Launch.kernel("philox_kat_f32").ptr(t).i(c0).i(c1).i(c2).i(c3).i(k0).i(k1).grid(1).block(32).run();
+                double[] h = t.toDoubleArray();
+                int[] out = new int[4];
+                for (int k = 0; k < 4; k++) out[k] = (int) h[2 * k] | (int) h[2 * k + 1] << 16;
+                return out;
+            } finally {
+                t.free();
+            }
+        }
     }
 }

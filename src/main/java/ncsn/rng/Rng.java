@@ -7,6 +7,8 @@ import ncsn.tensor.Tensor;
  * A Philox stream with a moving offset: each draw takes the next blocks of (seed, stream). The
  * whole state is three numbers, so a checkpoint can store it and a resumed run continues with
  * exactly the same draws. Streams separate independent uses (data noise, labels, sampling).
+ * Fills of float32 CUDA tensors run on the device ({@link Philox.Gpu}) with the same numbers and
+ * advance the offset by the same amount, so CPU and GPU runs with one seed share their noise.
  */
 public final class Rng {
     private final long seed;
@@ -39,7 +41,8 @@ public final class Rng {
     /** Fills t with N(0,1) and advances. */
     public Tensor normal(Tensor t) {
         int n = t.numel();
-        if (t.dtype() == DType.F32) Philox.normal(seed, stream, offset, t.f32(), 0, n);
+        if (!t.isCpu()) Philox.Gpu.normal(seed, stream, offset, t);
+        else if (t.dtype() == DType.F32) Philox.normal(seed, stream, offset, t.f32(), 0, n);
         else Philox.normal(seed, stream, offset, t.f64(), 0, n);
         offset += Philox.blocksFor(n);
         return t;
@@ -48,7 +51,8 @@ public final class Rng {
     /** Fills t with U[0,1) and advances. */
     public Tensor uniform(Tensor t) {
         int n = t.numel();
-        if (t.dtype() == DType.F32) Philox.uniform(seed, stream, offset, t.f32(), 0, n);
+        if (!t.isCpu()) Philox.Gpu.uniform(seed, stream, offset, t, 0.0, 1.0);
+        else if (t.dtype() == DType.F32) Philox.uniform(seed, stream, offset, t.f32(), 0, n);
         else Philox.uniform(seed, stream, offset, t.f64(), 0, n);
         offset += Philox.blocksFor(n);
         return t;
@@ -56,6 +60,12 @@ public final class Rng {
 
     /** Fills t with U[lo, hi) and advances. */
     public Tensor uniform(Tensor t, double lo, double hi) {
+        if (!t.isCpu()) {
+            // One fused fill on the device: the same lo + (hi - lo) * u in double as the loop below.
+            Philox.Gpu.uniform(seed, stream, offset, t, lo, hi - lo);
+            offset += Philox.blocksFor(t.numel());
+            return t;
+        }
         uniform(t);
         for (int i = 0, n = t.numel(); i < n; i++) t.set(i, lo + (hi - lo) * t.get(i));
         return t;

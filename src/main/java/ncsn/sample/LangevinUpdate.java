@@ -1,6 +1,7 @@
 package ncsn.sample;
 
 import ncsn.cpu.Parallel;
+import ncsn.cuda.Launch;
 import ncsn.rng.Philox;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
@@ -27,6 +28,10 @@ import ncsn.tensor.TensorException;
  * <p>float32 ({@link Cpu}): every element is computed in double from its float32 inputs and rounded
  * once, so it equals the float64 {@link Reference} run on the same values to within float32's
  * rounding of the result (0.5 ulp), for any size and any split.
+ *
+ * <p>CUDA ({@link Gpu}, src/main/cuda/langevin.cu): the same per-element double arithmetic with
+ * the same Philox keying and one rounding; it differs from {@link Cpu} only through CUDA's double
+ * log/sin/cos in z (a double ulp or so), so results are identical or 1 float ulp apart.
  */
 public final class LangevinUpdate {
     public static final String OP = "langevin_update";
@@ -42,7 +47,8 @@ public final class LangevinUpdate {
     public static void apply(Tensor x, Tensor score, double step, long seed, long stream, long offset) {
         check(x, score, step, offset);
         int n = x.numel();
-        if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), null, null, step, seed, stream, offset, n);
+        if (!x.isCpu()) Gpu.update(x, score, null, null, step, seed, stream, offset);
+        else if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), null, null, step, seed, stream, offset, n);
         else Cpu.update(x.f32(), score.f32(), null, null, step, seed, stream, offset, n);
     }
 
@@ -55,7 +61,8 @@ public final class LangevinUpdate {
         check(x, score, step, offset);
         checkMask(x, mask, known);
         int n = x.numel();
-        if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), mask.f64(), known.f64(), step, seed, stream, offset, n);
+        if (!x.isCpu()) Gpu.update(x, score, mask, known, step, seed, stream, offset);
+        else if (x.dtype() == DType.F64) Reference.update(x.f64(), score.f64(), mask.f64(), known.f64(), step, seed, stream, offset, n);
         else Cpu.update(x.f32(), score.f32(), mask.f32(), known.f32(), step, seed, stream, offset, n);
     }
 
@@ -65,7 +72,9 @@ public final class LangevinUpdate {
         x.requireLive(OP);
         checkMask(x, mask, known);
         int n = x.numel();
-        if (x.dtype() == DType.F64) {
+        if (!x.isCpu()) {
+            Launch.kernel("langevin_assign_masked_f32").ptr(x).ptr(mask).ptr(known).l(n).elements(n).run();
+        } else if (x.dtype() == DType.F64) {
             double[] xs = x.f64(), m = mask.f64(), c = known.f64();
             for (int j = 0; j < n; j++) if (m[j] != 0) xs[j] = c[j];
         } else {
@@ -80,6 +89,9 @@ public final class LangevinUpdate {
         score.requireLive(OP);
         if (!x.sameShape(score) || x.dtype() != score.dtype())
             throw new TensorException(OP + ": score " + score.describe() + " must have the shape and dtype of x " + x.describe());
+        if (x.device() != score.device())
+            throw new TensorException(OP + ": score " + score.describe() + " is on " + score.device() + " but x " + x.describe()
+                    + " is on " + x.device());
         if (!(step > 0) || Double.isInfinite(step))
             throw new TensorException(OP + ": step must be a positive finite number, got " + step);
         if (offset < 0) throw new TensorException(OP + ": Philox block offset must be >= 0, got " + offset);
@@ -89,9 +101,13 @@ public final class LangevinUpdate {
         if (mask == null || known == null) throw new TensorException(OP + ": mask and known values must not be null");
         mask.requireLive(OP);
         known.requireLive(OP);
-        for (Tensor t : new Tensor[] {mask, known})
+        for (Tensor t : new Tensor[] {mask, known}) {
             if (!t.sameShape(x) || t.dtype() != x.dtype())
                 throw new TensorException(OP + ": mask/known " + t.describe() + " must have the shape and dtype of x " + x.describe());
+            if (t.device() != x.device())
+                throw new TensorException(OP + ": mask/known " + t.describe() + " is on " + t.device() + " but x " + x.describe()
+                        + " is on " + x.device());
+        }
     }
 
     /** float64 reference: element by element, noise from {@link Philox#block} + {@link Philox#normalOf}. */
@@ -152,6 +168,21 @@ public final class LangevinUpdate {
                                 int j, double z) {
             if (mask != null && mask[j] != 0) x[j] = known[j];
             else x[j] = (float) (x[j] + step * score[j] + noise * z);
+        }
+    }
+
+    /**
+     * CUDA launcher for src/main/cuda/langevin.cu: one thread per Philox block (4 elements),
+     * grid-stride, any size; mask and known both null (plain step) or both set. step and
+     * sqrt(2 step) travel as double bits (computed here in double, as {@link Cpu} does).
+     */
+    static final class Gpu {
+        static void update(Tensor x, Tensor score, Tensor mask, Tensor known, double step, long seed, long stream, long offset) {
+            long n = x.numel();
+            double noise = Math.sqrt(2 * step);
+            Launch.kernel("langevin_update_f32").ptr(x).ptr(score).ptr(mask).ptr(known).l(n)
+                    .l(Double.doubleToRawLongBits(step)).l(Double.doubleToRawLongBits(noise))
+                    .l(seed).l(stream).l(offset).elements(blocksFor(n)).run();
         }
     }
 }

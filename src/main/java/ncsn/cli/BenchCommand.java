@@ -15,6 +15,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.CudaContext;
+import ncsn.cuda.CudaError;
+import ncsn.cuda.CudaProbe;
 import ncsn.io.AtomicFiles;
 import ncsn.model.CondRefineNetDilated;
 import ncsn.model.ModelConfig;
@@ -25,6 +28,7 @@ import ncsn.rng.Rng;
 import ncsn.sample.LangevinUpdate;
 import ncsn.tensor.BufferPool;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import picocli.CommandLine;
@@ -66,12 +70,24 @@ import picocli.CommandLine.Spec;
  * steps at 8x8 on one and two images (measured from the buffer pool), the batch-proportional part
  * scaled by batch x H x W / 64 (activations scale with the pixel count). Above
  * {@code Runtime.maxMemory()} it refuses (exit 2) naming --batch and NCSN_HEAP.
+ *
+ * <p>{@code --device cuda}: the same model, weights and x are copied to the GPU once; the noise is
+ * drawn there with the same Philox keying. Each step is timed with a pair of CUDA events on the
+ * backend's stream (after the warm-up steps and a synchronize), so seconds_per_step is GPU time from
+ * the step's first launch to its last, host gaps included. The result adds device ("cpu" or
+ * "cuda"; always present), gpu, peak_device_bytes (the caching allocator's peak in use) and
+ * achieved_tflops; no heap estimate is made (estimated_heap_bytes 0). Without a usable GPU it
+ * refuses with the probe's reason (exit 2).
+ *
+ * <p>{@code bench kernels --device cuda}: the kernel benchmarks of {@link KernelBench} (one JSON
+ * object with a "kernels" list; exit 1 if an entry failed).
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Time training or sampling steps of a random-weight score network (JSON result).")
+        description = "Time training or sampling steps of a random-weight score network, or (kernels, --device cuda)"
+                + " the CUDA kernels one by one (JSON result).")
 public final class BenchCommand implements Callable<Integer> {
-    /** What is timed. */
-    public enum Mode { train, sample }
+    /** What is timed ({@code kernels}: the GPU kernel benchmarks of {@link KernelBench}, --device cuda only). */
+    public enum Mode { train, sample, kernels }
 
     /** Where it runs. */
     public enum DeviceKind { cpu, cuda }
@@ -88,7 +104,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "train|sample", description = "What to time: ${COMPLETION-CANDIDATES}.")
+    @Parameters(index = "0", paramLabel = "train|sample|kernels", description = "What to time: ${COMPLETION-CANDIDATES}"
+            + " (kernels: conv2d, CIN++, elementwise, Langevin and Adam kernels one by one; --device cuda only).")
     Mode mode;
 
     @Option(names = "--ngf", paramLabel = "N", description = "Base width (default: ${DEFAULT-VALUE}).")
@@ -100,7 +117,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--image-size", paramLabel = "S", description = "Image height = width, even (default: ${DEFAULT-VALUE}).")
     int imageSize = 28;
 
-    @Option(names = "--batch", paramLabel = "B", description = "Images per step (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--batch", paramLabel = "B",
+            description = "Images per step (default: 128; kernels: " + KernelBench.DEFAULT_BATCH + ").")
+    Integer batchOption;
+
+    /** --batch, or the mode's default. */
     int batch = 128;
 
     @Option(names = "--steps", paramLabel = "N", description = "Timed steps (default: ${DEFAULT-VALUE}).")
@@ -129,8 +150,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        batch = batchOption != null ? batchOption : mode == Mode.kernels ? KernelBench.DEFAULT_BATCH : 128;
         try {
-            Map<String, Object> result = run(err);
+            Map<String, Object> result = mode == Mode.kernels ? runKernels(err) : run(err);
             String text = toJson(result);
             out.println(text);
             out.flush();
@@ -141,7 +163,8 @@ public final class BenchCommand implements Callable<Integer> {
                     throw new BadInput("bench: cannot write --json " + json + ": " + e.getMessage());
                 }
             }
-            return CommandLine.ExitCode.OK;
+            // bench kernels: an entry that failed (its error is in the JSON) makes the exit code 1.
+            return result.get("failed") instanceof Long f && f > 0 ? CommandLine.ExitCode.SOFTWARE : CommandLine.ExitCode.OK;
         } catch (BadInput e) {
             err.println(e.getMessage());
             err.flush();
@@ -159,9 +182,30 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
+    /** The CUDA context for --device cuda, or a one-paragraph refusal naming the probe's reason. */
+    private static CudaContext cuda() throws BadInput {
+        if (!CudaProbe.available())
+            throw new BadInput("bench: --device cuda: no usable GPU (" + CudaProbe.reason() + "); use --device cpu.");
+        try {
+            return CudaContext.get();
+        } catch (CudaError e) {
+            throw new BadInput("bench: --device cuda: the CUDA backend does not start: " + e.getMessage());
+        }
+    }
+
+    private Map<String, Object> runKernels(PrintWriter err) throws BadInput {
+        if (device != DeviceKind.cuda)
+            throw new BadInput("bench kernels: times CUDA kernels; run it with --device cuda (the CPU kernels have JMH"
+                    + " benchmarks: see README 'Running benchmarks').");
+        check(steps >= 1, "--steps must be at least 1, got " + steps);
+        check(warmup >= 0, "--warmup must be at least 0, got " + warmup);
+        CudaContext ctx = cuda();
+        check(batch >= 1, "--batch must be at least 1, got " + batch);
+        return KernelBench.run(ctx, err, batch, steps, warmup);
+    }
+
     private Map<String, Object> run(PrintWriter err) throws BadInput {
-        if (device == DeviceKind.cuda)
-            throw new BadInput("bench: --device cuda: the GPU backend is not available yet in this engine; use --device cpu.");
+        CudaContext ctx = device == DeviceKind.cuda ? cuda() : null;
         check(ngf >= 2, "--ngf must be at least 2 (CIN++ needs two channels), got " + ngf);
         check(channels >= 1, "--channels must be at least 1, got " + channels);
         check(imageSize >= 2 && imageSize % 2 == 0, "--image-size must be even and at least 2 (res2 halves it), got " + imageSize);
@@ -179,22 +223,41 @@ public final class BenchCommand implements Callable<Integer> {
         int used = Parallel.setThreads(wanted);
 
         ModelConfig cfg = new ModelConfig(channels, ngf, LEVELS, false);
-        long estimate = checkMemory(cfg);
+        Device dev = ctx == null ? Device.CPU : Device.CUDA;
+        // The heap estimate is about CPU activations; on CUDA they live in device memory.
+        long estimate = dev == Device.CPU ? checkMemory(cfg) : 0;
 
         BufferPool.clear();
-        Step step = mode == Mode.train ? new TrainStep(cfg, batch, imageSize) : new SampleStep(cfg, batch, imageSize);
-        for (int i = 0; i < warmup; i++) step.run(i);
-        System.gc();
-        List<MemoryPoolMXBean> heap = heapPools();
-        for (MemoryPoolMXBean p : heap) p.resetPeakUsage();
+        Step step = mode == Mode.train ? new TrainStep(cfg, batch, imageSize, dev) : new SampleStep(cfg, batch, imageSize, dev);
         double[] seconds = new double[steps];
-        for (int i = 0; i < steps; i++) {
-            long t0 = System.nanoTime();
-            step.run(warmup + i);
-            seconds[i] = (System.nanoTime() - t0) * 1e-9;
+        long peak = 0, peakDevice = 0;
+        try {
+            for (int i = 0; i < warmup; i++) step.run(i);
+            if (ctx != null) ctx.synchronize();
+            System.gc();
+            List<MemoryPoolMXBean> heap = heapPools();
+            for (MemoryPoolMXBean p : heap) p.resetPeakUsage();
+            for (int i = 0; i < steps; i++) {
+                if (ctx == null) {
+                    long t0 = System.nanoTime();
+                    step.run(warmup + i);
+                    seconds[i] = (System.nanoTime() - t0) * 1e-9;
+                } else {
+                    // CUDA events on the backend's stream: the GPU time from the step's first launch to
+                    // its last, host gaps in between included (they are part of what a step costs).
+                    try (CudaContext.EventTimer t = ctx.startTimer()) {
+                        step.run(warmup + i);
+                        seconds[i] = t.stopMillis() * 1e-3;
+                    }
+                }
+            }
+            for (MemoryPoolMXBean p : heap) peak += p.getPeakUsage().getUsed();
+            if (ctx != null) peakDevice = ctx.allocator().peakBytesInUse();
+        } catch (CudaError e) {
+            throw new BadInput("bench: --device cuda failed: " + e.getMessage());
+        } finally {
+            step.release();
         }
-        long peak = 0;
-        for (MemoryPoolMXBean p : heap) peak += p.getPeakUsage().getUsed();
 
         double[] sorted = seconds.clone();
         Arrays.sort(sorted);
@@ -211,6 +274,13 @@ public final class BenchCommand implements Callable<Integer> {
         r.put("achieved_gflops", forwardsPerStep * gflop * batch / median);
         r.put("peak_heap_bytes", peak);
         r.put("estimated_heap_bytes", estimate);
+        r.put("device", device.name());
+        if (ctx != null) {
+            r.put("gpu", ctx.deviceName());
+            r.put("peak_device_bytes", peakDevice);
+            r.put("achieved_tflops", forwardsPerStep * gflop * batch / median / 1e3);
+            r.put("timing", "cuda events");
+        }
         r.put("mode", mode.name());
         r.put("engine", "ncsn-engine");
         r.put("ngf", ngf);
@@ -265,7 +335,7 @@ public final class BenchCommand implements Callable<Integer> {
     /** Bytes of fresh temporaries of one step on n images of 8x8 (the pool starts and ends empty). */
     private static long dryRunBytes(ModelConfig cfg, Mode mode, int n) {
         BufferPool.clear();
-        Step dry = mode == Mode.train ? new TrainStep(cfg, n, 8) : new SampleStep(cfg, n, 8);
+        Step dry = mode == Mode.train ? new TrainStep(cfg, n, 8, Device.CPU) : new SampleStep(cfg, n, 8, Device.CPU);
         long before = BufferPool.pooledBytes();
         dry.run(0);
         long bytes = BufferPool.pooledBytes() - before;
@@ -282,29 +352,63 @@ public final class BenchCommand implements Callable<Integer> {
 
     // ---- the two steps ---------------------------------------------------------------------------
 
-    /** A model with random weights and a persistent input x [B,C,H,W] ~ U[0,1). */
+    /**
+     * A model with random weights and a persistent input x [B,C,H,W] ~ U[0,1), on the CPU or on
+     * CUDA (the same weights and x: built on the CPU, then copied).
+     */
     abstract static class Step {
         final CondRefineNetDilated model;
         final Tensor x;
         final double[] sigmas = AnnealedDsm.sigmas(1.0, 0.01, LEVELS);
 
-        Step(ModelConfig cfg, int batch, int size) {
-            model = new CondRefineNetDilated(cfg, DType.F32);
-            model.initialize(SEED);
-            x = Tensor.persistent(DType.F32, batch, cfg.channels(), size, size);
-            Philox.uniform(SEED, STREAM_X, 0, x.f32(), 0, x.numel());
+        Step(ModelConfig cfg, int batch, int size, Device device) {
+            CondRefineNetDilated m = new CondRefineNetDilated(cfg, DType.F32);
+            m.initialize(SEED);
+            Tensor host = Tensor.persistent(DType.F32, batch, cfg.channels(), size, size);
+            Philox.uniform(SEED, STREAM_X, 0, host.f32(), 0, host.numel());
+            if (device == Device.CPU) {
+                model = m;
+                x = host;
+            } else {
+                model = m.to(device);
+                Tensor d = Tensor.persistent(device, DType.F32, host.shape());
+                d.copyFrom(host);
+                x = d;
+            }
         }
 
         abstract void run(long i);
+
+        /** Frees what lives outside the garbage collector's reach (device memory) now. */
+        void release() {
+            if (x.isCpu()) return;
+            for (Tensor p : model.parameters().values()) {
+                if (p.grad() != null && p.grad().isLive()) p.grad().free();
+                if (p.isLive()) p.free();
+            }
+            if (x.isLive()) x.free();
+        }
     }
 
     /** Trainer's step without data loading and EMA. */
     static final class TrainStep extends Step {
         final Adam adam;
 
-        TrainStep(ModelConfig cfg, int batch, int size) {
-            super(cfg, batch, size);
+        TrainStep(ModelConfig cfg, int batch, int size, Device device) {
+            super(cfg, batch, size, device);
             adam = new Adam(new ArrayList<>(model.parameters().values()), LR, 0.9, 0.999, 1e-8, 0, false);
+        }
+
+        @Override
+        void release() {
+            super.release();
+            if (x.isCpu()) return;
+            for (int k = 0; k < adam.params().size(); k++) {
+                Adam.ParamState st = adam.state(k);
+                if (st == null) continue;
+                for (Tensor t : new Tensor[] {st.expAvg(), st.expAvgSq(), st.maxExpAvgSq()})
+                    if (t != null && t.isLive()) t.free();
+            }
         }
 
         @Override
@@ -313,8 +417,8 @@ public final class BenchCommand implements Callable<Integer> {
             int[] labels = new int[n];
             new Rng(SEED, STREAM_LABELS, i << 32).ints(labels, sigmas.length);
             try (Scope s = Scope.open()) {
-                Tensor z = Tensor.empty(DType.F32, x.shape());
-                Philox.normal(SEED, STREAM_NOISE, i << 32, z.f32(), 0, z.numel());
+                // Philox.normal(SEED, STREAM_NOISE, i << 32, ...) on either device.
+                Tensor z = new Rng(SEED, STREAM_NOISE, i << 32).normal(Tensor.empty(x.device(), DType.F32, x.shape()));
                 adam.zeroGrad();
                 Tensor score = model.score(AnnealedDsm.perturb(x, z, labels, sigmas), labels);
                 Tensor loss = AnnealedDsm.loss(score, z, labels, sigmas, 2.0);
@@ -330,8 +434,8 @@ public final class BenchCommand implements Callable<Integer> {
         final int[] labels;
         final long blocksPerStep;
 
-        SampleStep(ModelConfig cfg, int batch, int size) {
-            super(cfg, batch, size);
+        SampleStep(ModelConfig cfg, int batch, int size, Device device) {
+            super(cfg, batch, size, device);
             labels = new int[x.dim(0)];
             Arrays.fill(labels, LEVELS - 1);
             blocksPerStep = LangevinUpdate.blocksFor(x.numel());
@@ -346,7 +450,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    // ---- JSON (flat: numbers, strings, one array) --------------------------------------------------
+    // ---- JSON (numbers, strings, arrays; kernels: a list of objects) -----------------------------------
 
     static String toJson(Map<String, Object> r) {
         StringBuilder sb = new StringBuilder("{");
@@ -358,7 +462,19 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private static String value(Object v) {
-        if (v instanceof String s) return '"' + s + '"';
+        if (v instanceof String s) return SelftestCommand.str(s);
+        if (v instanceof Map<?, ?> m) {
+            StringBuilder sb = new StringBuilder("{");
+            for (Map.Entry<?, ?> e : m.entrySet())
+                sb.append(sb.length() > 1 ? ", " : "").append(SelftestCommand.str(String.valueOf(e.getKey()))).append(": ")
+                        .append(value(e.getValue()));
+            return sb.append('}').toString();
+        }
+        if (v instanceof List<?> l) {
+            StringBuilder sb = new StringBuilder("[");
+            for (int i = 0; i < l.size(); i++) sb.append(i == 0 ? "\n  " : ",\n  ").append(value(l.get(i)));
+            return sb.append(l.isEmpty() ? "]" : "\n]").toString();
+        }
         if (v instanceof Double d) return Double.isFinite(d) ? String.format(Locale.ROOT, "%.6g", d) : "null";
         if (v instanceof double[] a) {
             StringBuilder sb = new StringBuilder("[");

@@ -68,6 +68,7 @@ class BenchCommandTest {
         long peak = j.get("peak_heap_bytes").getAsLong();
         assertTrue(peak > 0 && peak <= Runtime.getRuntime().maxMemory() * 2, "peak heap " + peak);
         assertEquals(mode, j.get("mode").getAsString());
+        assertEquals("cpu", j.get("device").getAsString());
         assertEquals(2, j.get("batch").getAsInt());
         assertEquals(1, j.getAsJsonArray("seconds_per_step").size());
     }
@@ -125,7 +126,6 @@ class BenchCommandTest {
     @Test
     void badInputIsOneMessage() {
         String[][] cases = {
-            {"--device", "cuda", "GPU backend is not available yet"},
             {"--image-size", "7", "--image-size must be even"},
             {"--batch", "0", "--batch must be at least 1"},
             {"--ngf", "1", "--ngf must be at least 2"},
@@ -138,6 +138,17 @@ class BenchCommandTest {
             assertTrue(r.err().contains(c[2]), r.err());
             assertFalse(r.err().contains("Exception"), r.err());
         }
+        if (!ncsn.cuda.CudaProbe.available()) {
+            Run g = run(tiny("train", "--device", "cuda"));
+            assertEquals(2, g.code(), g.err());
+            assertTrue(g.err().contains("no usable GPU (" + ncsn.cuda.CudaProbe.reason() + ")"), g.err());
+            Run k = run("bench", "kernels", "--device", "cuda");
+            assertEquals(2, k.code(), k.err());
+            assertTrue(k.err().contains("no usable GPU"), k.err());
+        }
+        Run k = run("bench", "kernels");
+        assertEquals(2, k.code(), k.err());
+        assertTrue(k.err().contains("run it with --device cuda"), k.err());
         Run r = run("bench", "fly");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("fly"), r.err());

@@ -20,7 +20,8 @@ import org.junit.jupiter.api.Test;
  * last Philox block, around the thread block, beyond one full grid), non-zero offsets and
  * streams; plain, masked (inpainting) and assignMasked.
  *
- * <p>Bound: 1 float ulp of the reference rounded to float32. The kernel computes each element in
+ * <p>Bound: 1 float ulp of the reference rounded to float32 (or 1e-14 absolute, for results that
+ * cancel to nearly zero, see {@link #assertClose}). The kernel computes each element in
  * double in the reference's order and rounds once, so it equals (float) reference except where
  * CUDA's double log/sin/cos differ from Java's by a double ulp and the sum sits on a float
  * rounding boundary: then the neighbouring float, 1 ulp away. Masked elements equal known[j]
@@ -93,8 +94,8 @@ class LangevinGpuTest {
                                     Tensor.wrap(mask, n).to(Device.CUDA), Tensor.wrap(known, n).to(Device.CUDA));
                             else LangevinUpdate.apply(xg, sg, step, k[0], k[1], k[2]);
                             float[] got = PhiloxGpuTest.host(xg);
-                            PhiloxGpuTest.assertUlps(want, got, 1, what + " vs float64 reference");
-                            PhiloxGpuTest.assertUlps(xc.f32(), got, 1, what + " vs CPU float32");
+                            assertClose(want, got, what + " vs float64 reference");
+                            assertClose(xc.f32(), got, what + " vs CPU float32");
                             if (masked) {
                                 for (int i = 0; i < n; i++)
                                     if (mask[i] != 0 && Float.floatToRawIntBits(got[i]) != Float.floatToRawIntBits(known[i]))
@@ -105,6 +106,18 @@ class LangevinGpuTest {
                 }
             }
         }
+    }
+
+    /**
+     * Within 1 float ulp, or 1e-14 absolute: a double-ulp difference in z (|noise z| < 10 here) is
+     * below 2e-15, which can exceed 1 ulp only of a result that nearly cancels to zero.
+     */
+    private static void assertClose(float[] want, float[] got, String what) {
+        float[] adjusted = got.clone();
+        for (int i = 0; i < want.length; i++)
+            if (Math.abs((double) got[i] - want[i]) <= 1e-14) adjusted[i] = want[i];
+        PhiloxGpuTest.assertUlps(want, got, Long.MAX_VALUE, what + " (report only)");
+        PhiloxGpuTest.assertUlps(want, adjusted, 1, what);
     }
 
     @Test

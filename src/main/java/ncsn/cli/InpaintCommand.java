@@ -70,6 +70,9 @@ public final class InpaintCommand implements Callable<Integer> {
         } catch (SamplingModel.BadCheckpoint | IllegalArgumentException e) {
             err.println("ncsn inpaint: " + e.getMessage());
             return CommandLine.ExitCode.USAGE;
+        } catch (ncsn.cuda.CudaError e) {
+            err.println("ncsn inpaint: " + e.getMessage());
+            return 1;
         } catch (IOException e) {
             err.println("ncsn inpaint: could not write the results into " + opt.out + ": " + e
                     + ". Nothing there is marked complete (timing.json is written last).");
@@ -91,7 +94,8 @@ public final class InpaintCommand implements Callable<Integer> {
         if (!(opt.stepLr > 0) || Double.isInfinite(opt.stepLr))
             throw new IllegalArgumentException("--step-lr must be a positive finite number, got " + opt.stepLr);
 
-        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd);
+        ncsn.tensor.Device device = LangevinOptions.resolveDevice(opt.device);
+        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd, device);
         int c = sm.model().config().channels(), size = sm.imageSize();
         InpaintMask m = InpaintMask.parse(mask, size, size);
         ReferenceImages refs = ReferenceImages.load(images, dataPath, count, c, size);
@@ -118,14 +122,15 @@ public final class InpaintCommand implements Callable<Integer> {
         Map<String, String> meta = SampleOutputs.meta("format", "ncsn-engine-inpainting", "checkpoint", opt.checkpoint.toString(),
                 "images", images, "references", refs.description(), "mask", m.describe(), "per_image", Integer.toString(perImage),
                 "seed", Long.toString(opt.seed), "steps_per_level", Integer.toString(opt.stepsPerLevel), "step_lr", Double.toString(opt.stepLr),
-                "batch", Integer.toString(eb), "image_size", Integer.toString(size), "sigmas", SampleCommand.joined(sm.sigmas()),
+                "batch", Integer.toString(eb), "device", device.toString(), "image_size", Integer.toString(size), "sigmas", SampleCommand.joined(sm.sigmas()),
                 "model", sm.model().config().toString(), "logit_transform", Boolean.toString(sm.model().config().logitTransform()),
                 "known_pixels", "last c_i = r + sigma_{L-1} z' (as the reference)");
         String extra = "  \"sampler\": \"inpaint\",\n"
                 + "  \"checkpoint\": " + SampleOutputs.jsonString(opt.checkpoint.toString()) + ",\n"
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
-                + "  \"seed\": " + opt.seed + ",\n";
+                + "  \"seed\": " + opt.seed + ",\n"
+                + "  \"device\": \"" + device + "\",\n";
         Inpainter.write(opt.out, is, refs, m, perImage, r, meta, extra);
         o.println("timing: " + r.timing().summary());
         o.printf(Locale.ROOT, "wrote %d completions of %d images to %s (%s, %s%s, %s) in %.1f s%n", total, refs.count(), opt.out,

@@ -1,6 +1,9 @@
 package ncsn.cli;
 
 import java.nio.file.Path;
+import ncsn.cuda.CudaContext;
+import ncsn.cuda.CudaError;
+import ncsn.tensor.Device;
 import picocli.CommandLine.Option;
 
 /** Options shared by `ncsn sample` and `ncsn inpaint` (a picocli mixin): the model, the chain, the output. */
@@ -38,4 +41,26 @@ final class LangevinOptions {
 
     @Option(names = "--quiet", description = "No progress output.")
     boolean quiet;
+
+    @Option(names = "--device", paramLabel = "cpu|cuda|auto",
+            description = "Where the chains run: cpu (default: results bit-identical to earlier versions), cuda (the whole"
+                    + " chain on the GPU; x comes back only for GIF frames and at the end), or auto (CUDA when usable, else"
+                    + " the CPU). Default: ${DEFAULT-VALUE}.")
+    String device = "cpu";
+
+    /**
+     * A --device value resolved ({@link CudaContext#resolve}): an unknown name, or cuda without a
+     * usable GPU, becomes an IllegalArgumentException whose message is the one line the commands
+     * print before exiting with 2 (the probe's reason included); auto without a GPU logs once and
+     * gives the CPU.
+     */
+    static Device resolveDevice(String device) {
+        try {
+            return CudaContext.resolve(device);
+        } catch (CudaError e) {
+            throw new IllegalArgumentException("--device " + device + ": " + e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or auto");
+        }
+    }
 }

@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import ncsn.cuda.CudaError;
 import ncsn.sample.ImageSampler;
 import ncsn.sample.SampleOutputs;
 import ncsn.sample.SamplingModel;
@@ -72,6 +73,9 @@ public final class SampleCommand implements Callable<Integer> {
         } catch (BadInput | SamplingModel.BadCheckpoint | IllegalArgumentException e) {
             err.println("ncsn sample: " + e.getMessage());
             return CommandLine.ExitCode.USAGE;
+        } catch (CudaError e) {
+            err.println("ncsn sample: " + e.getMessage());
+            return 1;
         } catch (IOException e) {
             err.println("ncsn sample: could not write the results into " + opt.out + ": " + e
                     + ". Nothing there is marked complete (timing.json is written last).");
@@ -95,7 +99,8 @@ public final class SampleCommand implements Callable<Integer> {
         if (!plain && label != null) throw new BadInput("--label applies only to --sampler langevin");
         if (!plain && steps != null) throw new BadInput("--steps applies only to --sampler langevin (annealed: --steps-per-level)");
 
-        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd);
+        ncsn.tensor.Device device = LangevinOptions.resolveDevice(opt.device);
+        SamplingModel sm = SamplingModel.load(opt.checkpoint, opt.imageSize, opt.sigmaBegin, opt.sigmaEnd, device);
         int levels = sm.sigmas().length;
         if (plain && label != null && (label < 0 || label >= levels))
             throw new BadInput("--label " + label + " is outside 0.." + (levels - 1) + " (the checkpoint has " + levels + " noise levels)");
@@ -131,7 +136,7 @@ public final class SampleCommand implements Callable<Integer> {
         Map<String, String> meta = SampleOutputs.meta("format", "ncsn-engine-samples", "sampler", sampler.name(),
                 "checkpoint", opt.checkpoint.toString(), "seed", Long.toString(opt.seed), "n", Integer.toString(n),
                 "steps_per_level", Integer.toString(opt.stepsPerLevel), "step_lr", Double.toString(opt.stepLr),
-                "batch", Integer.toString(eb), "denoise", Boolean.toString(denoise), "image_size", Integer.toString(size),
+                "batch", Integer.toString(eb), "device", device.toString(), "denoise", Boolean.toString(denoise), "image_size", Integer.toString(size),
                 "sigmas", joined(sm.sigmas()), "model", sm.model().config().toString(),
                 "logit_transform", Boolean.toString(sm.model().config().logitTransform()));
         if (plain) {
@@ -142,7 +147,8 @@ public final class SampleCommand implements Callable<Integer> {
                 + "  \"checkpoint\": " + SampleOutputs.jsonString(opt.checkpoint.toString()) + ",\n"
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
-                + "  \"seed\": " + opt.seed + ",\n";
+                + "  \"seed\": " + opt.seed + ",\n"
+                + "  \"device\": \"" + device + "\",\n";
         SampleOutputs.writeSamples(opt.out, is, r, meta, extra);
         o.println("timing: " + r.timing().summary());
         o.printf(Locale.ROOT, "wrote %d samples to %s (%s, %s/, %s%s, %s) in %.1f s%n", n, opt.out, SampleOutputs.SAMPLES_PNG,

@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import ncsn.autograd.Autograd;
+import ncsn.cuda.CudaError;
 import ncsn.io.SafeTensors;
 import ncsn.io.SafeTensorsException;
 import ncsn.model.CondRefineNetDilated;
@@ -14,6 +15,7 @@ import ncsn.model.ModelConfig;
 import ncsn.model.ModelWeights;
 import ncsn.ops.AnnealedDsm;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import picocli.CommandLine;
@@ -34,7 +36,9 @@ import picocli.CommandLine.Spec;
  *                                grad.NAME  d loss / d parameter, for every parameter
  * </pre>
  * Bad input (missing file or key, wrong shapes, labels out of range) prints one message naming
- * the argument or file and exits 2.
+ * the argument or file and exits 2. {@code --device cuda} (float32 only) runs the network, loss and
+ * backward on the GPU and copies the results to the host for the file; {@code --device cuda}
+ * without a usable GPU is bad input (exit 2, with the probe's reason).
  */
 @Command(name = "score", mixinStandardHelpOptions = true,
         description = "Score a batch with a CondRefineNetDilated checkpoint; with noise in the batch also the"
@@ -55,8 +59,13 @@ public final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "O.safetensors", description = "Output file (written atomically).")
     Path out;
 
-    @Option(names = "--float64", description = "Compute in float64 (the reference ops) instead of float32.")
+    @Option(names = "--float64", description = "Compute in float64 (the reference ops) instead of float32 (CPU only).")
     boolean float64;
+
+    @Option(names = "--device", paramLabel = "cpu|cuda|auto",
+            description = "Where to compute: cpu (default, bit-identical to earlier versions), cuda, or auto (CUDA when"
+                    + " usable, else the CPU). Default: ${DEFAULT-VALUE}.")
+    String device = "cpu";
 
     @Option(names = "--logit-transform", negatable = true, description = "x is in logit space: skip the network's 2x - 1"
             + " input mapping (--no-logit-transform: it is not). Default: the checkpoint's metadata `logit_transform`, else not.")
@@ -91,6 +100,10 @@ public final class ScoreCommand implements Callable<Integer> {
             err.println("score: cannot write --out " + out + ": " + e.getMessage());
             err.flush();
             return CommandLine.ExitCode.USAGE;
+        } catch (CudaError e) {
+            err.println("score: " + e.getMessage());
+            err.flush();
+            return 1;
         } catch (OutOfMemoryError e) {
             err.println("score: out of memory for this batch and model; use a smaller batch or raise the heap (NCSN_HEAP=16g bin/ncsn ...)");
             err.flush();
@@ -100,6 +113,14 @@ public final class ScoreCommand implements Callable<Integer> {
 
     private int run(PrintWriter stdout) throws BadInput, IOException {
         DType dt = float64 ? DType.F64 : DType.F32;
+        Device dev;
+        try {
+            dev = LangevinOptions.resolveDevice(device);
+        } catch (IllegalArgumentException e) {
+            throw new BadInput(e.getMessage());
+        }
+        if (float64 && dev != Device.CPU)
+            throw new BadInput("--float64 runs on the CPU only (the GPU backend is float32); drop --float64 or use --device cpu");
         SafeTensors.Contents ckpt = readArg("--checkpoint", checkpoint);
         boolean logit = logitTransform != null ? logitTransform
                 : "true".equals(ckpt.metadata().get(ModelWeights.META_LOGIT_TRANSFORM));
@@ -108,6 +129,11 @@ public final class ScoreCommand implements Callable<Integer> {
             model = ModelWeights.fromContents(ckpt, dt, logit);
         } catch (SafeTensorsException e) {
             throw new BadInput("--checkpoint " + e.getMessage());
+        }
+        if (dev != Device.CPU) {
+            CondRefineNetDilated host = model;
+            model = host.to(dev);
+            host.free();
         }
         ModelConfig cfg = model.config();
 
@@ -150,31 +176,43 @@ public final class ScoreCommand implements Callable<Integer> {
                 .meta("checkpoint", checkpoint.toString())
                 .meta("batch", batch.toString())
                 .meta("model", cfg.toString())
-                .meta("dtype", dt.toString());
+                .meta("dtype", dt.toString())
+                .meta("device", dev.toString());
         try (Scope s = Scope.open()) {
-            Tensor x = xe.toTensor(dt).name("x");
+            Tensor x = onDevice(xe.toTensor(dt), dev).name("x");
             try (Autograd.NoGrad ng = Autograd.noGrad()) {
-                w.put("score", model.score(x, labels));
+                w.put("score", host(model.score(x, labels)));
             }
             if (ne != null) {
-                Tensor noise = ne.toTensor(dt);
+                Tensor noise = onDevice(ne.toTensor(dt), dev);
                 x.requiresGrad(true);
                 Tensor perturbed = AnnealedDsm.perturb(x, noise, labels, sigmas);
                 Tensor loss = AnnealedDsm.loss(model.score(perturbed, labels), noise, labels, sigmas, annealPower);
                 Autograd.backward(loss);
-                w.put("loss", loss);
-                w.put("grad.x", x.grad());
+                w.put("loss", host(loss));
+                w.put("grad.x", host(x.grad()));
                 for (Map.Entry<String, Tensor> p : model.parameters().entrySet()) {
                     Tensor g = p.getValue().grad();
-                    w.put("grad." + p.getKey(), g != null ? g : Tensor.zerosLike(p.getValue()));
+                    w.put("grad." + p.getKey(), host(g != null ? g : Tensor.zerosLike(p.getValue())));
                 }
                 stdout.printf("loss %.9g%n", loss.item());
             }
         }
         w.write(out);
-        stdout.printf("wrote %s (%s, %s, %d images%s)%n", out, cfg, dt, labels.length, ne != null ? ", loss and gradients" : "");
+        stdout.printf("wrote %s (%s, %s on %s, %d images%s)%n", out, cfg, dt, dev, labels.length,
+                ne != null ? ", loss and gradients" : "");
         stdout.flush();
         return CommandLine.ExitCode.OK;
+    }
+
+    /** t on dev (a scope-owned copy when dev is not the CPU). */
+    private static Tensor onDevice(Tensor t, Device dev) {
+        return dev == Device.CPU ? t : t.to(dev);
+    }
+
+    /** t readable on the host (the writer copies the host array): a scope-owned copy of a device tensor. */
+    private static Tensor host(Tensor t) {
+        return t.isCpu() ? t : t.to(Device.CPU);
     }
 
     private static SafeTensors.Contents readArg(String option, Path file) throws BadInput {

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import ncsn.cuda.CudaError;
 import ncsn.data.DataException;
 import ncsn.train.ConfigException;
 import ncsn.train.TrainConfig;
@@ -29,6 +30,7 @@ import picocli.CommandLine.Spec;
                 "  ncsn train --config mnist          # the paper's MNIST settings, in runs/mnist",
                 "  ncsn train --config my.yml --set training.n_iters=500 --set optim.lr=2e-4",
                 "  ncsn train --resume                # continue runs/fashion_mnist_small exactly",
+                "  ncsn train --device cuda           # on the GPU (exit 2 with the reason when there is none)",
                 "Bundled configs: fashion_mnist_small, cifar10_small, mnist, cifar10, celeba.",
                 "Exit codes: 0 done, 2 bad config/data/run directory/checkpoint, 3 diverged (NaN), 1 other."})
 public final class TrainCommand implements Callable<Integer> {
@@ -52,6 +54,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "Override a config key, e.g. --set training.n_iters=500 (repeatable).")
     List<String> sets = new ArrayList<>();
 
+    @Option(names = "--device", paramLabel = "cpu|cuda|auto",
+            description = "Where to train: cpu, cuda, or auto (CUDA when usable, else the CPU, saying why). Overrides"
+                    + " training.device (default in the bundled configs: auto). May change on --resume.")
+    String device;
+
     @Option(names = "--quiet", description = "No progress output (errors still go to stderr).")
     boolean quiet;
 
@@ -60,6 +67,15 @@ public final class TrainCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         List<String> overrides = new ArrayList<>(sets);
         if (seed != null) overrides.add("training.seed=" + seed);
+        if (device != null) {
+            String d = device.trim().toLowerCase(java.util.Locale.ROOT);
+            if (!d.equals("cpu") && !d.equals("cuda") && !d.equals("auto")) {
+                err.println("ncsn train: --device " + device + ": expected cpu, cuda or auto");
+                err.flush();
+                return CommandLine.ExitCode.USAGE;
+            }
+            overrides.add("training.device=" + d);
+        }
         String name = config != null ? config : TrainConfig.DEFAULT_NAME;
         try {
             Trainer t;
@@ -81,6 +97,9 @@ public final class TrainCommand implements Callable<Integer> {
         } catch (TrainException e) {
             err.println("ncsn train: " + e.getMessage());
             return e.exitCode();
+        } catch (CudaError e) {
+            err.println("ncsn train: " + e.getMessage());
+            return 1;
         } catch (OutOfMemoryError e) {
             err.println("ncsn train: out of memory (max heap " + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB)."
                     + " Raise the heap (bin/ncsn: NCSN_HEAP=16g; java: -Xmx16g) or lower training.batch_size / model.ngf.");

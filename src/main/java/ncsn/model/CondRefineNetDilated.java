@@ -17,6 +17,7 @@ import ncsn.ops.MeanPool2;
 import ncsn.rng.Philox;
 import ncsn.rng.Rng;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
@@ -51,6 +52,12 @@ import ncsn.tensor.TensorException;
  * <p>Parameters are persistent named leaves ({@link Tensor#parameter}) under their reference
  * state_dict names, in the reference's state_dict order (module registration order), with
  * identical shapes; see {@link #parameters()} and {@link ModelWeights} for checkpoints.
+ *
+ * <p>Devices: a model lives on one device ({@link #device()}); its parameters are persistent
+ * tensors there. {@link #to(Device)} gives a float32 copy with the same weights on another device
+ * (the CPU float64 model stays the reference), and {@link #score} takes inputs on the model's
+ * device and allocates its output there. Nothing in the forward pass touches host arrays, so the
+ * same code runs on every backend the ops dispatch to.
  */
 public final class CondRefineNetDilated {
     /** Philox stream base of {@link #initialize}: parameter k draws from stream INIT_STREAM + k. */
@@ -58,6 +65,7 @@ public final class CondRefineNetDilated {
 
     private final ModelConfig cfg;
     private final DType dtype;
+    private final Device device;
     private final LinkedHashMap<String, Tensor> params = new LinkedHashMap<>();
     /** Every conv, for the FLOP count; in registration order. */
     private final List<Conv> convs = new ArrayList<>();
@@ -67,11 +75,23 @@ public final class CondRefineNetDilated {
     private final ResBlock[] res1, res2, res3, res4;
     private final RefineBlock refine1, refine2, refine3, refine4;
 
-    /** Allocates every parameter (zero-filled) in {@code dtype}; call {@link #initialize} or load weights. */
+    /** Allocates every parameter (zero-filled) on the CPU in {@code dtype}; call {@link #initialize} or load weights. */
     public CondRefineNetDilated(ModelConfig cfg, DType dtype) {
-        if (cfg == null || dtype == null) throw new IllegalArgumentException("CondRefineNetDilated: config and dtype are required");
+        this(cfg, dtype, Device.CPU);
+    }
+
+    /**
+     * Allocates every parameter (zero-filled) on {@code device} in {@code dtype} (CUDA holds float32
+     * only); call {@link #initialize} or load weights.
+     */
+    public CondRefineNetDilated(ModelConfig cfg, DType dtype, Device device) {
+        if (cfg == null || dtype == null || device == null)
+            throw new IllegalArgumentException("CondRefineNetDilated: config, dtype and device are required");
+        if (device != Device.CPU && dtype != DType.F32)
+            throw new IllegalArgumentException("CondRefineNetDilated: a model on " + device + " is float32 only, not " + dtype);
         this.cfg = cfg;
         this.dtype = dtype;
+        this.device = device;
         int c = cfg.channels(), f = cfg.ngf(), g = 2 * cfg.ngf();
         // Registration order of the reference's __init__: begin_conv, normalizer, end_conv,
         // res1..res4, refine1..refine4 (ELU modules hold no parameters).
@@ -94,6 +114,58 @@ public final class CondRefineNetDilated {
 
     public DType dtype() {
         return dtype;
+    }
+
+    /** Where the parameters live; {@link #score} takes inputs there. */
+    public Device device() {
+        return device;
+    }
+
+    /**
+     * A new float32 model with this model's weights on {@code device} (one copy per parameter;
+     * gradients are not copied). Always a new model, also for the same device: moving a model
+     * between backends is this one call, and the original stays usable.
+     */
+    public CondRefineNetDilated to(Device device) {
+        CondRefineNetDilated m = new CondRefineNetDilated(cfg, DType.F32, device);
+        m.copyWeightsFrom(this);
+        return m;
+    }
+
+    /**
+     * Copies every parameter of {@code src} (same config; any device and dtype) into this model's
+     * parameters, converting to this model's dtype and device.
+     */
+    public void copyWeightsFrom(CondRefineNetDilated src) {
+        if (!src.cfg.equals(cfg))
+            throw new IllegalArgumentException("copyWeightsFrom: the source network (" + src.cfg + ") differs from this one (" + cfg + ")");
+        for (Map.Entry<String, Tensor> e : params.entrySet()) copyParam(src.params.get(e.getKey()), e.getValue());
+    }
+
+    /**
+     * Frees every parameter and its gradient now (a device model's memory goes back to the
+     * allocator); the model is unusable afterwards. For models dropped after {@link #to}.
+     */
+    public void free() {
+        for (Tensor p : params.values()) {
+            if (p.grad() != null) p.grad().free();
+            p.free();
+        }
+    }
+
+    /** dst = src across devices and dtypes; host temporaries are freed at once. */
+    private static void copyParam(Tensor src, Tensor dst) {
+        if (src.device() == dst.device() || (src.isCpu() && src.dtype() == DType.F32) || (dst.isCpu() && dst.dtype() == DType.F32)) {
+            dst.copyFrom(src);
+            return;
+        }
+        // float64 CPU <-> CUDA: through a float32 host copy (the device backend copies float32 only).
+        Tensor host = src.isCpu() ? src.to(DType.F32) : src.to(Device.CPU);
+        try {
+            dst.copyFrom(host);
+        } finally {
+            host.free();
+        }
     }
 
     /** Every parameter under its reference state_dict name, in state_dict order (a fresh map, same tensors). */
@@ -139,6 +211,16 @@ public final class CondRefineNetDilated {
      * columns N(1, 0.02), beta columns 0. Gradients are zeroed.
      */
     public void initialize(long seed) {
+        if (device != Device.CPU) {
+            // Drawn on the host in float32 (per-element device writes would be one copy per value),
+            // so a device model starts with exactly the weights of the CPU float32 model.
+            CondRefineNetDilated host = new CondRefineNetDilated(cfg, DType.F32);
+            host.initialize(seed);
+            copyWeightsFrom(host);
+            for (Tensor p : host.params.values()) p.free();
+            for (Tensor p : params.values()) p.zeroGrad();
+            return;
+        }
         int k = 0;
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             String name = e.getKey();
@@ -173,7 +255,7 @@ public final class CondRefineNetDilated {
         checkInput(x, labels);
         if (Autograd.isRecording()) return forward(x, labels);
         // Sampling: nothing is needed for backward, so the activations die with an inner scope.
-        Tensor out = Tensor.empty(dtype, x.shape());
+        Tensor out = Tensor.empty(x.device(), dtype, x.shape());
         try (Scope inner = Scope.open()) {
             out.copyFrom(forward(x, labels));
         }
@@ -209,6 +291,10 @@ public final class CondRefineNetDilated {
         if (x.dtype() != dtype)
             throw new TensorException(op + ": x " + x.describe() + " is " + x.dtype() + " but the model's parameters are "
                     + dtype + "; convert with x.to(" + dtype.name() + ")");
+        if (x.device() != device)
+            throw new TensorException(op + ": x " + x.describe() + " is on " + x.device() + " but the model's parameters are on "
+                    + device + "; move it with x.to(Device." + device.name() + ") or the model with model.to(Device."
+                    + x.device().name() + ")");
         checkSize(x.dim(2), x.dim(3), op);
         if (labels == null || labels.length != x.dim(0))
             throw new TensorException(op + ": expected " + x.dim(0) + " labels (one per image of " + x.describe() + "), got "
@@ -228,7 +314,8 @@ public final class CondRefineNetDilated {
     // ---- building blocks -------------------------------------------------------------------------
 
     private Tensor param(String name, int... shape) {
-        Tensor t = Tensor.parameter(name, dtype, shape);
+        Tensor t = device == Device.CPU ? Tensor.parameter(name, dtype, shape)
+                : Tensor.persistent(device, dtype, shape).requiresGrad(true).name(name);
         if (params.put(name, t) != null) throw new IllegalStateException("duplicate parameter name " + name);
         return t;
     }
@@ -441,6 +528,6 @@ public final class CondRefineNetDilated {
 
     @Override
     public String toString() {
-        return "CondRefineNetDilated(" + cfg + ", " + dtype + ", " + parameterCount() + " parameters)";
+        return "CondRefineNetDilated(" + cfg + ", " + dtype + ", " + device + ", " + parameterCount() + " parameters)";
     }
 }

@@ -1,7 +1,11 @@
 package ncsn.sample;
 
+import ncsn.autograd.Autograd;
+import ncsn.ops.Elementwise;
 import ncsn.rng.Philox;
+import ncsn.rng.Rng;
 import ncsn.tensor.DType;
+import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -151,6 +155,16 @@ public final class AnnealedLangevin {
     public static Tensor uniformInit(Tensor x, double lo, double hi, long seed, long stream) {
         if (!(hi > lo)) throw new IllegalArgumentException("uniform start: need lo < hi, got [" + lo + ", " + hi + ")");
         int n = x.numel();
+        if (!x.isCpu()) {
+            // On the device: the same U[0,1) draws (Rng's keying is Philox.uniform's), then lo + (hi - lo) u.
+            new Rng(seed, stream, 0).uniform(x);
+            if (lo != 0 || hi != 1) {
+                try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
+                    x.copyFrom(Elementwise.scale(x, hi - lo, lo));
+                }
+            }
+            return x;
+        }
         if (x.dtype() == DType.F64) {
             double[] d = x.f64();
             Philox.uniform(seed, stream, 0, d, 0, n);

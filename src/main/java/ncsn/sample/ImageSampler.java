@@ -4,9 +4,13 @@ import java.util.Arrays;
 import java.util.Locale;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
+import ncsn.cuda.CudaContext;
 import ncsn.model.CondRefineNetDilated;
+import ncsn.ops.Elementwise;
 import ncsn.rng.Philox;
+import ncsn.rng.Rng;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 
@@ -42,6 +46,15 @@ import ncsn.tensor.Tensor;
  * its temporaries go back to the {@link ncsn.tensor.BufferPool} and are reused by the next step
  * (the pool's fresh-allocation count stops growing after the first step), the score is copied into
  * the reused buffer and the update is one fused in-place pass ({@link LangevinUpdate}).
+ *
+ * <p><b>Devices.</b> A sampler over a model on CUDA ({@link #forModel}, or {@link #onDevice}) keeps
+ * x, the score and inpainting's buffers on the GPU for the whole chain: the start is drawn there by
+ * {@link Rng#uniform} and c_i's z' by {@link Rng#normal} with the keying above, the network and the
+ * fused update run there, and x comes back to the host only for a GIF frame (every
+ * {@link #FRAME_EVERY} steps) and at the end of the batch. The draws are the CPU's; the results
+ * differ from the CPU's only by float32 rounding in the network (and c_i, denoise: rounded per
+ * operation instead of once). Timings synchronise the device after the network and after the
+ * update, so they measure the GPU's work, not the launches.
  */
 public final class ImageSampler {
     /** Philox stream of inpainting's per-level noise z' in c_i = r + sigma_i z' ("COND"). */
@@ -207,6 +220,7 @@ public final class ImageSampler {
     private final double[] sigmas;
     private final int channels, height, width;
     private final boolean logitSpace;
+    private Device device = Device.CPU;
 
     /**
      * @param score      s(x, level) for x [B, C, H, W] float32
@@ -238,7 +252,21 @@ public final class ImageSampler {
             throw new IllegalArgumentException("image sampler: " + sigmas.length + " noise levels given, the network has "
                     + model.config().numClasses());
         return new ImageSampler(networkScore(model), sigmas, model.config().channels(), imageSize, imageSize,
-                model.config().logitTransform());
+                model.config().logitTransform()).onDevice(model.device());
+    }
+
+    /**
+     * Runs the chains on {@code device}: x is allocated there and the score function receives
+     * (and must write) tensors on it. Returns this.
+     */
+    public ImageSampler onDevice(Device device) {
+        if (device == null) throw new IllegalArgumentException("image sampler: device is null");
+        this.device = device;
+        return this;
+    }
+
+    public Device device() {
+        return device;
     }
 
     /**
@@ -341,17 +369,26 @@ public final class ImageSampler {
         int stepCount = 0;
         listener.start((long) batches * chain, batches, chain);
         long done = 0;
+        boolean gpu = device != Device.CPU;
         try (Autograd.NoGrad ng = Autograd.noGrad()) {
             for (int bi = 0; bi < batches; bi++) {
                 int s0 = bi * batch, b = Math.min(batch, n - s0), len = b * chw;
                 long base = (long) s0 * chw / 4; // block of this batch's first element (s0 * chw % 4 == 0)
-                // Per-batch buffers, outside any scope: x, the score, and for inpainting mask / r / c_i.
-                Tensor x = Tensor.wrap(new float[len], b, channels, height, width);
-                Tensor s = Tensor.wrap(new float[len], b, channels, height, width);
-                Philox.uniform(st.seed(), AnnealedLangevin.INIT_STREAM, base, x.f32(), 0, len);
-                Tensor mask = null, known = null;
+                // Per-batch buffers, outside any scope: x, the score, and for inpainting mask / r / c_i
+                // (on a device: persistent there, freed at the end of the batch).
+                Tensor x, s;
+                Tensor mask = null, known = null, refDev = null, zDev = null;
                 float[] ref = null;
                 double[] zScratch = null; // z' of c_i in double, so c_i is rounded once
+                if (gpu) {
+                    x = Tensor.persistent(device, DType.F32, b, channels, height, width);
+                    s = Tensor.persistent(device, DType.F32, b, channels, height, width);
+                    new Rng(st.seed(), AnnealedLangevin.INIT_STREAM, base).uniform(x);
+                } else {
+                    x = Tensor.wrap(new float[len], b, channels, height, width);
+                    s = Tensor.wrap(new float[len], b, channels, height, width);
+                    Philox.uniform(st.seed(), AnnealedLangevin.INIT_STREAM, base, x.f32(), 0, len);
+                }
                 if (cond != null) {
                     float[] m = new float[len];
                     ref = new float[len];
@@ -359,61 +396,96 @@ public final class ImageSampler {
                         System.arraycopy(cond.mask(), 0, m, i * chw, chw);
                         System.arraycopy(cond.references(), ((s0 + i) / cond.perReference()) * chw, ref, i * chw, chw);
                     }
-                    mask = Tensor.wrap(m, b, channels, height, width);
-                    known = Tensor.wrap(new float[len], b, channels, height, width);
-                    zScratch = new double[len];
-                }
-                if (frames != null) ImageGrid.quantize(x.f32(), 0, frames[0], s0 * chw, len, logitSpace);
-                int k = 0; // steps done in this chain
-                int nLevels = st.kind() == Kind.ANNEALED ? levels : 1;
-                for (int li = 0; li < nLevels; li++) {
-                    int level = st.kind() == Kind.ANNEALED ? li : st.label();
-                    double step = st.kind() == Kind.ANNEALED ? stepSize(st.stepLr(), level) : st.stepLr();
-                    int steps = st.kind() == Kind.ANNEALED ? st.stepsPerLevel() : st.langevinSteps();
-                    if (cond != null) {
-                        // c_i = r + sigma_i z', drawn once per level; x[m] = c_i before the level.
-                        long a = System.nanoTime();
-                        float[] c = known.f32();
-                        Philox.normal(st.seed(), CONDITION_STREAM, level * stepBlocks + base, zScratch, 0, len);
-                        double sig = sigmas[level];
-                        for (int j = 0; j < len; j++) c[j] = (float) (ref[j] + sig * zScratch[j]);
-                        LangevinUpdate.assignMasked(x, mask, known);
-                        updNanos += System.nanoTime() - a;
+                    if (gpu) {
+                        mask = upload(m, b);
+                        refDev = upload(ref, b);
+                        known = Tensor.persistent(device, DType.F32, b, channels, height, width);
+                        zDev = Tensor.persistent(device, DType.F32, b, channels, height, width);
+                    } else {
+                        mask = Tensor.wrap(m, b, channels, height, width);
+                        known = Tensor.wrap(new float[len], b, channels, height, width);
+                        zScratch = new double[len];
                     }
-                    for (int t = 0; t < steps; t++) {
+                }
+                try {
+                    if (frames != null) quantize(x, frames[0], s0 * chw, len);
+                    int k = 0; // steps done in this chain
+                    int nLevels = st.kind() == Kind.ANNEALED ? levels : 1;
+                    for (int li = 0; li < nLevels; li++) {
+                        int level = st.kind() == Kind.ANNEALED ? li : st.label();
+                        double step = st.kind() == Kind.ANNEALED ? stepSize(st.stepLr(), level) : st.stepLr();
+                        int steps = st.kind() == Kind.ANNEALED ? st.stepsPerLevel() : st.langevinSteps();
+                        if (cond != null) {
+                            // c_i = r + sigma_i z', drawn once per level; x[m] = c_i before the level.
+                            long a = System.nanoTime();
+                            double sig = sigmas[level];
+                            if (gpu) {
+                                new Rng(st.seed(), CONDITION_STREAM, level * stepBlocks + base).normal(zDev);
+                                try (Scope sc = Scope.open()) {
+                                    known.copyFrom(Elementwise.add(refDev, Elementwise.scale(zDev, sig)));
+                                }
+                            } else {
+                                float[] c = known.f32();
+                                Philox.normal(st.seed(), CONDITION_STREAM, level * stepBlocks + base, zScratch, 0, len);
+                                for (int j = 0; j < len; j++) c[j] = (float) (ref[j] + sig * zScratch[j]);
+                            }
+                            LangevinUpdate.assignMasked(x, mask, known);
+                            sync();
+                            updNanos += System.nanoTime() - a;
+                        }
+                        for (int t = 0; t < steps; t++) {
+                            long a = System.nanoTime();
+                            score.score(x, level, s);
+                            sync();
+                            long m = System.nanoTime();
+                            long offset = (long) k * stepBlocks + base;
+                            if (cond == null) LangevinUpdate.apply(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset);
+                            else LangevinUpdate.applyMasked(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset, mask, known);
+                            sync();
+                            long e = System.nanoTime();
+                            netNanos += m - a;
+                            updNanos += e - m;
+                            if (stepCount < stepNanos.length) stepNanos[stepCount] = e - a;
+                            stepCount++;
+                            evaluations++;
+                            k++;
+                            if (frames != null && (k % FRAME_EVERY == 0 || k == chain))
+                                quantize(x, frames[k % FRAME_EVERY == 0 ? k / FRAME_EVERY : chain / FRAME_EVERY + 1], s0 * chw, len);
+                            listener.step(bi, level, t, ++done);
+                        }
+                    }
+                    if (st.denoise()) {
+                        // NCSNv2's last step: x + sigma_last^2 s(x, last), no noise.
+                        int last = st.kind() == Kind.ANNEALED ? levels - 1 : st.label();
                         long a = System.nanoTime();
-                        score.score(x, level, s);
-                        long m = System.nanoTime();
-                        long offset = (long) k * stepBlocks + base;
-                        if (cond == null) LangevinUpdate.apply(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset);
-                        else LangevinUpdate.applyMasked(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset, mask, known);
-                        long e = System.nanoTime();
-                        netNanos += m - a;
-                        updNanos += e - m;
-                        if (stepCount < stepNanos.length) stepNanos[stepCount] = e - a;
-                        stepCount++;
+                        score.score(x, last, s);
+                        double s2 = sigmas[last] * sigmas[last];
+                        if (gpu) {
+                            try (Scope sc = Scope.open()) {
+                                x.copyFrom(Elementwise.add(x, Elementwise.scale(s, s2)));
+                            }
+                            sync();
+                        } else {
+                            float[] xs = x.f32(), ss = s.f32();
+                            for (int j = 0; j < len; j++) xs[j] = (float) (xs[j] + s2 * ss[j]);
+                        }
+                        denoiseNanos += System.nanoTime() - a;
                         evaluations++;
-                        k++;
-                        if (frames != null && (k % FRAME_EVERY == 0 || k == chain))
-                            ImageGrid.quantize(x.f32(), 0, frames[k % FRAME_EVERY == 0 ? k / FRAME_EVERY : chain / FRAME_EVERY + 1],
-                                    s0 * chw, len, logitSpace);
-                        listener.step(bi, level, t, ++done);
+                        if (frames != null) quantize(x, frames[frameCount - 1], s0 * chw, len);
                     }
+                    if (gpu) {
+                        Tensor h = x.to(Device.CPU); // the batch's one device-to-host copy of the result
+                        try {
+                            System.arraycopy(h.f32(), 0, all, s0 * chw, len);
+                        } finally {
+                            h.free();
+                        }
+                    } else {
+                        System.arraycopy(x.f32(), 0, all, s0 * chw, len);
+                    }
+                } finally {
+                    if (gpu) for (Tensor t : new Tensor[] {x, s, mask, known, refDev, zDev}) if (t != null) t.free();
                 }
-                if (st.denoise()) {
-                    // NCSNv2's last step: x + sigma_last^2 s(x, last), no noise.
-                    int last = st.kind() == Kind.ANNEALED ? levels - 1 : st.label();
-                    long a = System.nanoTime();
-                    score.score(x, last, s);
-                    long m = System.nanoTime();
-                    float[] xs = x.f32(), ss = s.f32();
-                    double s2 = sigmas[last] * sigmas[last];
-                    for (int j = 0; j < len; j++) xs[j] = (float) (xs[j] + s2 * ss[j]);
-                    denoiseNanos += System.nanoTime() - a;
-                    evaluations++;
-                    if (frames != null) ImageGrid.quantize(xs, 0, frames[frameCount - 1], s0 * chw, len, logitSpace);
-                }
-                System.arraycopy(x.f32(), 0, all, s0 * chw, len);
             }
         }
         listener.finish();
@@ -424,6 +496,32 @@ public final class ImageSampler {
         Timing timing = new Timing(batch, batches, n, chain, stepCount, evaluations, netNanos / 1e9, updNanos / 1e9,
                 denoiseNanos / 1e9, (System.nanoTime() - t0) / 1e9, median, Parallel.threads());
         return new Result(Tensor.wrap(all, n, channels, height, width), frames, timing);
+    }
+
+    /** Display bytes of x's len values into frame[off..]: from the host array, or a host copy of a device x. */
+    private void quantize(Tensor x, byte[] frame, int off, int len) {
+        if (x.isCpu()) {
+            ImageGrid.quantize(x.f32(), 0, frame, off, len, logitSpace);
+            return;
+        }
+        Tensor h = x.to(Device.CPU);
+        try {
+            ImageGrid.quantize(h.f32(), 0, frame, off, len, logitSpace);
+        } finally {
+            h.free();
+        }
+    }
+
+    /** A host array [b, C, H, W] as a persistent tensor on this sampler's device. */
+    private Tensor upload(float[] a, int b) {
+        Tensor t = Tensor.persistent(device, DType.F32, b, channels, height, width);
+        t.copyFrom(Tensor.wrap(a, b, channels, height, width));
+        return t;
+    }
+
+    /** Waits for the device's queued work so the timings measure it (no-op on the CPU). */
+    private void sync() {
+        if (device != Device.CPU) CudaContext.get().synchronize();
     }
 
     /** step_i = step_lr (sigma_i / sigma_{L-1})^2, in double as the reference's numpy computes it. */

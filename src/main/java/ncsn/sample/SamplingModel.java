@@ -9,6 +9,7 @@ import ncsn.model.CondRefineNetDilated;
 import ncsn.model.ModelConfig;
 import ncsn.ops.AnnealedDsm;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.train.Checkpoint;
 import ncsn.train.ConfigException;
 import ncsn.train.TrainConfig;
@@ -27,7 +28,7 @@ import ncsn.train.TrainConfig;
  *       checkpoint's); else the checkpoint's data.image_size; else 28 for one channel, 32 for three.</li>
  * </ul>
  *
- * @param model          the network (float32)
+ * @param model          the network (float32, on the device it was loaded for)
  * @param sigmas         sigma_0 > ... > sigma_{L-1}
  * @param imageSize      H = W of the samples
  * @param sigmaSource    where the sigmas came from, for messages
@@ -50,6 +51,20 @@ public record SamplingModel(CondRefineNetDilated model, double[] sigmas, int ima
      * @param sigmaEnd   --sigma-end likewise, or null (0.01)
      */
     public static SamplingModel load(Path file, Integer imageSize, Double sigmaBegin, Double sigmaEnd) throws BadCheckpoint {
+        return load(file, imageSize, sigmaBegin, sigmaEnd, Device.CPU);
+    }
+
+    /** As {@link #load(Path, Integer, Double, Double)}, with the network moved to {@code device} (read on the host, then copied). */
+    public static SamplingModel load(Path file, Integer imageSize, Double sigmaBegin, Double sigmaEnd, Device device)
+            throws BadCheckpoint {
+        SamplingModel m = loadOnHost(file, imageSize, sigmaBegin, sigmaEnd);
+        if (device == Device.CPU) return m;
+        CondRefineNetDilated onDevice = m.model().to(device);
+        m.model().free();
+        return new SamplingModel(onDevice, m.sigmas(), m.imageSize(), m.sigmaSource(), m.imageSizeSource(), m.note());
+    }
+
+    private static SamplingModel loadOnHost(Path file, Integer imageSize, Double sigmaBegin, Double sigmaEnd) throws BadCheckpoint {
         if (file == null) throw new BadCheckpoint("--checkpoint is missing");
         if (!Files.exists(file)) throw new BadCheckpoint("--checkpoint " + file + " does not exist");
         if (Files.isDirectory(file))

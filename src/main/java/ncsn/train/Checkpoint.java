@@ -24,6 +24,7 @@ import ncsn.model.ModelConfig;
 import ncsn.model.ModelWeights;
 import ncsn.optim.Adam;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Tensor;
 
 /**
@@ -49,6 +50,10 @@ import ncsn.tensor.Tensor;
  * {@code sigmas}, {@code ema}, and {@code data_crc32c}: CRC-32C of
  * every tensor's little-endian bytes, tensors taken in name order, which catches corruption the
  * format itself cannot see.
+ *
+ * <p>Devices: the file is the same whichever device trained. {@link #write} copies device tensors
+ * to the host first and {@link #restore} copies into device tensors, so a checkpoint written by a
+ * GPU run resumes on the CPU and the other way round.
  */
 public final class Checkpoint {
     public static final String FORMAT = "ncsn-engine-checkpoint";
@@ -114,6 +119,32 @@ public final class Checkpoint {
      */
     public static void write(Path file, Map<String, Tensor> params, Adam adam, Map<String, Tensor> ema,
                              Position pos, TrainConfig cfg, long seed, String rngDescription) throws IOException {
+        List<Tensor> copies = new ArrayList<>();
+        try {
+            writeHost(file, onHost(params, copies), adam, ema == null ? null : onHost(ema, copies), copies, pos, cfg, seed,
+                    rngDescription);
+        } finally {
+            for (Tensor t : copies) t.free();
+        }
+    }
+
+    /** The map with every device tensor replaced by a host copy (recorded in {@code copies} to free). */
+    private static LinkedHashMap<String, Tensor> onHost(Map<String, Tensor> m, List<Tensor> copies) {
+        LinkedHashMap<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : m.entrySet()) out.put(e.getKey(), onHost(e.getValue(), copies));
+        return out;
+    }
+
+    private static Tensor onHost(Tensor t, List<Tensor> copies) {
+        if (t.isCpu()) return t;
+        Tensor h = t.to(Device.CPU);
+        copies.add(h);
+        return h;
+    }
+
+    private static void writeHost(Path file, Map<String, Tensor> params, Adam adam, Map<String, Tensor> ema,
+                                  List<Tensor> copies, Position pos, TrainConfig cfg, long seed, String rngDescription)
+            throws IOException {
         SafeTensors.Writer w = new SafeTensors.Writer();
         TreeMap<String, Tensor> all = new TreeMap<>(); // name order, for the checksum
         int i = 0;
@@ -122,9 +153,9 @@ public final class Checkpoint {
         for (String n : names) {
             Adam.ParamState s = adam.state(i++);
             if (s == null) continue;
-            all.put(OPTIM_PREFIX + n + ".exp_avg", s.expAvg());
-            all.put(OPTIM_PREFIX + n + ".exp_avg_sq", s.expAvgSq());
-            if (s.maxExpAvgSq() != null) all.put(OPTIM_PREFIX + n + ".max_exp_avg_sq", s.maxExpAvgSq());
+            all.put(OPTIM_PREFIX + n + ".exp_avg", onHost(s.expAvg(), copies));
+            all.put(OPTIM_PREFIX + n + ".exp_avg_sq", onHost(s.expAvgSq(), copies));
+            if (s.maxExpAvgSq() != null) all.put(OPTIM_PREFIX + n + ".max_exp_avg_sq", onHost(s.maxExpAvgSq(), copies));
         }
         if (ema != null) for (String n : names) all.put(EMA_PREFIX + n, ema.get(n));
         // File order: weights first in the model's order (readers that stream the file see the model
@@ -358,8 +389,18 @@ public final class Checkpoint {
         return names.subList(0, 12) + " and " + (names.size() - 12) + " more";
     }
 
-    /** Exact copy of an entry's values into a tensor of the same shape (bits preserved for F32 -> F32). */
+    /** Exact copy of an entry's values into a tensor of the same shape (bits preserved for F32 -> F32), any device. */
     static void copyInto(SafeTensors.Entry en, Tensor t) {
+        if (!t.isCpu()) {
+            Tensor host = Tensor.persistent(DType.F32, t.shape());
+            try {
+                copyInto(en, host);
+                t.copyFrom(host);
+            } finally {
+                host.free();
+            }
+            return;
+        }
         ByteBuffer b = en.data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
         if (t.dtype() == DType.F32 && en.dtype().equals("F32")) b.asFloatBuffer().get(t.f32());
         else if (t.dtype() == DType.F64 && en.dtype().equals("F64")) b.asDoubleBuffer().get(t.f64());

@@ -15,6 +15,8 @@ import java.util.Map;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
 import ncsn.cpu.Simd;
+import ncsn.cuda.CudaContext;
+import ncsn.cuda.CudaError;
 import ncsn.data.BatchLoader;
 import ncsn.data.DataException;
 import ncsn.data.Datasets;
@@ -22,16 +24,19 @@ import ncsn.data.ImageDataset;
 import ncsn.io.SafeTensorsException;
 import ncsn.model.CondRefineNetDilated;
 import ncsn.ops.AnnealedDsm;
+import ncsn.ops.Elementwise;
 import ncsn.optim.Adam;
-import ncsn.rng.Philox;
 import ncsn.rng.Rng;
 import ncsn.tensor.DType;
+import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 
 /**
  * Trains the score network with annealed denoising score matching (spec section 2), as the
- * reference's {@code AnnealRunner.train} does, on the CPU in float32.
+ * reference's {@code AnnealRunner.train} does, in float32 on the CPU or on a CUDA GPU
+ * ({@code training.device}: cpu, cuda, or auto = CUDA when usable, else the CPU with the reason
+ * logged once).
  *
  * <p>One step s = 1, 2, ..., n_iters:
  * <pre>
@@ -45,6 +50,12 @@ import ncsn.tensor.Tensor;
  * the buffer pool. Every draw is a pure function of (seed, stream, step) or of the test-batch
  * index, and batch k of each loader a pure function of k: a run resumed from a checkpoint
  * computes bit for bit what the uninterrupted run computed (same machine, same thread count).
+ *
+ * <p><b>Devices.</b> On CUDA the model, Adam's moments and the EMA weights live on the GPU for the
+ * whole run; per step the batch is copied there once, the noise is drawn there by {@link Rng#normal}
+ * with the same Philox keying as on the CPU (so CPU and GPU runs with one seed see the same noise
+ * and labels), and the loss comes back with one {@code item()}. Checkpoints copy weights and state
+ * to the host and have the same format on both devices: a run may be resumed on either.
  *
  * <p>Every {@code test_freq} steps (no gradient): one test batch t (its own loader and streams,
  * offset t &lt;&lt; 32). {@code test_loss} is the reference's {@code test_dsm_loss}: random labels,
@@ -148,6 +159,7 @@ public final class Trainer {
     // ---- state of one run --------------------------------------------------------------------------
 
     private TrainConfig cfg;
+    private Device device = Device.CPU;
     private CondRefineNetDilated model;
     private LinkedHashMap<String, Tensor> params;
     private Adam adam;
@@ -164,6 +176,28 @@ public final class Trainer {
      * / {@link TrainException} with one-paragraph messages (exit 2; divergence exit 3).
      */
     public Result run() throws ConfigException, DataException, TrainException, IOException {
+        try {
+            return runToEnd();
+        } finally {
+            if (device != Device.CPU) freeDeviceState();
+        }
+    }
+
+    /** Device memory of the run (weights, gradients, Adam's moments, EMA) goes back to the allocator. */
+    private void freeDeviceState() {
+        if (adam != null)
+            for (int i = 0; i < adam.params().size(); i++) {
+                Adam.ParamState s = adam.state(i);
+                if (s == null) continue;
+                s.expAvg().free();
+                s.expAvgSq().free();
+                if (s.maxExpAvgSq() != null) s.maxExpAvgSq().free();
+            }
+        if (ema != null) for (Tensor t : ema.values()) t.free();
+        if (model != null) model.free();
+    }
+
+    private Result runToEnd() throws ConfigException, DataException, TrainException, IOException {
         List<String> notes = new ArrayList<>();
         Checkpoint.Loaded ck = null;
         if (resume) {
@@ -179,7 +213,7 @@ public final class Trainer {
                         TrainException.USAGE);
             cfg = requested.withOverrides(overrides);
         }
-        checkDevice(cfg);
+        device = resolveDevice(cfg);
         TrainConfig.Training tc = cfg.training();
         if (ck != null && ck.position().step() >= tc.nIters()) {
             out.println("Run " + runDir + " is already complete: " + ck.file().getFileName() + " is at step "
@@ -198,14 +232,14 @@ public final class Trainer {
 
         seed = tc.seed();
         sigmas = cfg.sigmas();
-        model = new CondRefineNetDilated(cfg.modelConfig(), DType.F32);
+        model = new CondRefineNetDilated(cfg.modelConfig(), DType.F32, device);
         params = model.parameters();
         adam = new Adam(new ArrayList<>(params.values()), cfg.optim().lr(), cfg.optim().beta1(), ADAM_BETA2, ADAM_EPS,
                 cfg.optim().weightDecay(), cfg.optim().amsgrad());
         if (tc.ema()) {
             ema = new LinkedHashMap<>();
             for (Map.Entry<String, Tensor> e : params.entrySet())
-                ema.put(e.getKey(), Tensor.persistent(DType.F32, e.getValue().shape()).name("ema." + e.getKey()));
+                ema.put(e.getKey(), Tensor.persistent(device, DType.F32, e.getValue().shape()).name("ema." + e.getKey()));
         }
         Checkpoint.Position pos;
         if (ck != null) {
@@ -295,8 +329,9 @@ public final class Trainer {
         int[] labels = new int[n];
         new Rng(seed, STREAM_LABELS, step << 32).ints(labels, sigmas.length);
         try (Scope s = Scope.open()) {
-            Tensor z = Tensor.empty(DType.F32, x.shape());
-            Philox.normal(seed, STREAM_NOISE, step << 32, z.f32(), 0, z.numel());
+            if (device != Device.CPU) x = x.to(device); // the step's one host-to-device copy (scope-owned)
+            // Same keying as Philox.normal(seed, STREAM_NOISE, step << 32, ...) on either device.
+            Tensor z = new Rng(seed, STREAM_NOISE, step << 32).normal(Tensor.empty(device, DType.F32, x.shape()));
             adam.zeroGrad();
             Tensor perturbed = AnnealedDsm.perturb(x, z, labels, sigmas);
             Tensor score = model.score(perturbed, labels);
@@ -313,6 +348,19 @@ public final class Trainer {
     /** ema = rate * ema + (1 - rate) * param, elementwise in float32 (NCSNv2's EMAHelper). */
     private void emaUpdate(float rate) {
         float omr = 1f - rate;
+        if (device != Device.CPU) {
+            // On the device with the elementwise ops (products rounded, then the sum: the CPU loop's
+            // float arithmetic); temporaries die with the scope, the result is copied into ema.
+            try (Autograd.NoGrad ng = Autograd.noGrad()) {
+                for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                    Tensor a = ema.get(e.getKey());
+                    try (Scope s = Scope.open()) {
+                        a.copyFrom(Elementwise.add(Elementwise.scale(a, rate), Elementwise.scale(e.getValue(), omr)));
+                    }
+                }
+            }
+            return;
+        }
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             float[] p = e.getValue().f32(), a = ema.get(e.getKey()).f32();
             Parallel.forRange(p.length, 1 << 15, (lo, hi) -> {
@@ -331,8 +379,8 @@ public final class Trainer {
         new Rng(seed, STREAM_TEST_LABELS, t << 32).ints(labels, sigmas.length);
         double power = cfg.training().annealPower();
         try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
-            Tensor z = Tensor.empty(DType.F32, x.shape());
-            Philox.normal(seed, STREAM_TEST_NOISE, t << 32, z.f32(), 0, z.numel());
+            if (device != Device.CPU) x = x.to(device);
+            Tensor z = new Rng(seed, STREAM_TEST_NOISE, t << 32).normal(Tensor.empty(device, DType.F32, x.shape()));
             double testLoss;
             try (Scope inner = Scope.open()) {
                 Tensor score = model.score(AnnealedDsm.perturb(x, z, labels, sigmas), labels);
@@ -385,9 +433,15 @@ public final class Trainer {
 
     private static String firstNonFinite(Map<String, Tensor> ts, String prefix) {
         for (Map.Entry<String, Tensor> e : ts.entrySet()) {
-            float[] a = e.getValue().f32();
-            for (int i = 0; i < a.length; i++)
-                if (!Float.isFinite(a[i])) return prefix + e.getKey() + "[" + i + "] = " + a[i];
+            Tensor t = e.getValue();
+            Tensor host = t.isCpu() ? t : t.to(Device.CPU); // device weights: one copy per tensor, at snapshots only
+            try {
+                float[] a = host.f32();
+                for (int i = 0; i < a.length; i++)
+                    if (!Float.isFinite(a[i])) return prefix + e.getKey() + "[" + i + "] = " + a[i];
+            } finally {
+                if (host != t) host.free();
+            }
         }
         return null;
     }
@@ -461,11 +515,23 @@ public final class Trainer {
         return String.join(", ", r);
     }
 
-    private static void checkDevice(TrainConfig cfg) throws ConfigException {
-        if (cfg.training().device().equals("cuda"))
-            throw new ConfigException("Config " + cfg.source() + ": training.device = cuda, but the GPU backend is not"
-                    + " available yet in this engine (its kernels compile, the Java side does not run them); use cpu or"
-                    + " auto (which picks the CPU).");
+    /**
+     * training.device resolved: cpu; cuda (a ConfigException, exit 2, with the probe's reason when no
+     * GPU is usable); auto (CUDA when usable, else the CPU, the reason logged once by CudaContext).
+     */
+    private static Device resolveDevice(TrainConfig cfg) throws ConfigException {
+        try {
+            return CudaContext.resolve(cfg.training().device());
+        } catch (CudaError e) {
+            throw new ConfigException("training.device = " + cfg.training().device() + ": " + e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("Config " + cfg.source() + ": training." + e.getMessage());
+        }
+    }
+
+    /** The device the run uses (after resolving training.device); CPU before {@link #run}. */
+    public Device device() {
+        return device;
     }
 
     private void checkData(ImageDataset ds, String split) throws ConfigException {
@@ -500,6 +566,13 @@ public final class Trainer {
                 cfg.modelConfig(), model.parameterCount(), gflop);
         out.printf(Locale.ROOT, "cpu:   %s, %d threads, max heap %.1f GiB%n", Simd.description(), Parallel.threads(),
                 rt.maxMemory() / (1024.0 * 1024 * 1024));
+        if (device != Device.CPU) {
+            CudaContext c = CudaContext.get();
+            out.printf(Locale.ROOT, "gpu:   %s (device %d, %d SMs): model, Adam and EMA on the GPU%n", c.deviceName(), c.ordinal(),
+                    c.multiprocessorCount());
+        } else {
+            out.printf(Locale.ROOT, "device: cpu (training.device = %s)%n", tc.device());
+        }
         out.printf(Locale.ROOT, "train: steps %d..%d, batch %d, Adam lr %s, %d noise levels %s..%s, test every %d steps"
                         + " (batch %d), checkpoint every %d (keep %d), seed %d%s%n",
                 (ck == null ? 1 : ck.position().step() + 1), tc.nIters(), tc.batchSize(), cfg.optim().lr(), sigmas.length,

@@ -213,4 +213,32 @@ class CondRefineNetDilatedTest {
         assertNotEquals(0.0, m.forwardFlopsPerImage(2, 2));
         assertThrows(TensorException.class, () -> m.forwardFlopsPerImage(9, 8));
     }
+
+    @Test
+    void toGivesAFloat32CopyWithTheSameWeightsAndTheSameScore() {
+        ModelConfig cfg = new ModelConfig(1, 4, 3, false);
+        CondRefineNetDilated ref = new CondRefineNetDilated(cfg, DType.F64);
+        ref.initialize(9);
+        CondRefineNetDilated f32 = ref.to(ncsn.tensor.Device.CPU);
+        assertEquals(DType.F32, f32.dtype());
+        assertEquals(ncsn.tensor.Device.CPU, f32.device());
+        for (Map.Entry<String, Tensor> e : ref.parameters().entrySet()) {
+            double[] want = e.getValue().f64();
+            float[] got = f32.parameters().get(e.getKey()).f32();
+            for (int i = 0; i < want.length; i++) assertEquals((float) want[i], got[i], e.getKey() + "[" + i + "]");
+            assertTrue(f32.parameters().get(e.getKey()).requiresGrad());
+        }
+        // A float32 model initialised directly holds the same numbers as the copy of the float32 original.
+        CondRefineNetDilated a = new CondRefineNetDilated(cfg, DType.F32);
+        a.initialize(9);
+        CondRefineNetDilated b = a.to(ncsn.tensor.Device.CPU);
+        int[] labels = {0, 2};
+        Tensor x = Tensor.zeros(DType.F32, 2, 1, 8, 8).fill(0.25);
+        try (Autograd.NoGrad ng = Autograd.noGrad()) {
+            assertArrayEquals(a.score(x, labels).f32(), b.score(x, labels).f32());
+        }
+        TensorException wrong = assertThrows(TensorException.class, () -> ref.score(x, labels));
+        assertTrue(wrong.getMessage().contains("is F32 but the model's parameters are F64")
+                || wrong.getMessage().contains("float32 but the model's parameters are float64"), wrong.getMessage());
+    }
 }

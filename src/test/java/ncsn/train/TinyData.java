@@ -47,7 +47,11 @@ final class TinyData {
         };
     }
 
-    /** The YAML of a tiny run on {@code dataset} at {@code path} (MNIST IDX files, resized 28 -> 8). */
+    /**
+     * The YAML of a tiny run on {@code dataset} at {@code path} (MNIST IDX files, resized 28 -> 8).
+     * Pinned to the CPU (the default, auto, would pick a GPU where there is one): these tests
+     * compare bits across runs and processes; the GPU runs are in TrainerGpuTest.
+     */
     static String yaml(Path dataPath, int nIters, int snapshotFreq, int testFreq) {
         return String.join("\n",
                 "training:",
@@ -58,6 +62,7 @@ final class TinyData {
                 "  test_batch_size: 4",
                 "  keep_snapshots: 100",
                 "  seed: 42",
+                "  device: cpu",
                 "data:",
                 "  dataset: MNIST",
                 "  image_size: 8",

@@ -229,10 +229,22 @@ class TrainerTest {
     }
 
     @Test
-    void cudaIsRefusedClearlyAndDataMustMatchTheConfig() throws Exception {
+    void cudaWithoutAGpuIsRefusedWithTheProbesReason() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeFalse(ncsn.cuda.CudaProbe.available(), "this machine has a usable GPU");
         ConfigException e = assertThrows(ConfigException.class,
                 () -> train(dir.resolve("gpu"), TinyData.config(2, 2, 2, "training.device=cuda")));
-        assertTrue(e.getMessage().contains("training.device = cuda, but the GPU backend is not available yet"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("training.device = cuda: CUDA requested but unavailable on this machine: "
+                + ncsn.cuda.CudaProbe.reason()), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("gpu")), "nothing written");
+        // auto falls back to the CPU.
+        Trainer t = Trainer.newRun(dir.resolve("auto"), TinyData.config(1, 1, 100, "training.device=auto")).datasets(TRAIN, TEST)
+                .output(System.out, true);
+        t.run();
+        assertEquals(ncsn.tensor.Device.CPU, t.device());
+    }
+
+    @Test
+    void dataMustMatchTheConfig() throws Exception {
         ConfigException d = assertThrows(ConfigException.class,
                 () -> train(dir.resolve("size"), TinyData.config(2, 2, 2, "data.image_size=16")));
         assertTrue(d.getMessage().contains("data.image_size = 16 do not match the training data (1x8x8"), d.getMessage());
@@ -240,7 +252,7 @@ class TrainerTest {
                 () -> train(dir.resolve("big"), TinyData.config(2, 2, 2, "training.test_batch_size=13")));
         assertTrue(b.getMessage().contains("training.test_batch_size = 13 is larger than the test split (12 images"),
                 b.getMessage());
-        assertFalse(Files.exists(dir.resolve("gpu")) || Files.exists(dir.resolve("size")), "nothing written");
+        assertFalse(Files.exists(dir.resolve("size")), "nothing written");
     }
 
     static List<Long> steps(Path run) throws Exception {

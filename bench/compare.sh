@@ -11,6 +11,8 @@
 #   SAMPLE_ARGS  bench arguments for sample (default: the same)
 #   MODES        which to run (default: "train sample")
 #   THREADS      --threads for both (default: nproc)
+#   DEVICE       --device for both: cpu (default) or cuda (engine: CUDA-event step times; PyTorch:
+#                torch.cuda.Event times, cudnn.benchmark on); PY picks the python with torch (default /usr/bin/python3)
 #   NCSN_HEAP    engine heap (default here: 8g; always pre-touched: NCSN_PRETOUCH=1)
 #   NCSN_JAR     engine jar (bin/ncsn's default: target/ncsn-engine.jar)
 #   OUT          folder for the JSON files (default: a new temporary folder)
@@ -32,18 +34,20 @@ train_args="${TRAIN_ARGS:-$defaults}"
 sample_args="${SAMPLE_ARGS:-$defaults}"
 modes="${MODES:-train sample}"
 threads="${THREADS:-$(nproc)}"
+device="${DEVICE:-cpu}"
+py="${PY:-/usr/bin/python3}"
 out="${OUT:-$(mktemp -d /tmp/ncsn-compare.XXXXXX)}"
 mkdir -p "$out"
 export NCSN_HEAP="${NCSN_HEAP:-8g}" NCSN_PRETOUCH=1 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 run_engine() { # mode round args...
   local mode=$1 r=$2; shift 2
-  "$root/bin/ncsn" bench "$mode" "$@" --threads "$threads" --json "$out/engine_${mode}_$r.json" >/dev/null 2>"$out/engine_${mode}_$r.err" \
+  "$root/bin/ncsn" bench "$mode" "$@" --threads "$threads" --device "$device" --json "$out/engine_${mode}_$r.json" >/dev/null 2>"$out/engine_${mode}_$r.err" \
     || { echo "compare.sh: engine failed:" >&2; cat "$out/engine_${mode}_$r.err" >&2; exit 1; }
 }
 run_torch() {
   local mode=$1 r=$2; shift 2
-  /usr/bin/python3 "$here/torch_baseline.py" "$mode" "$@" --threads "$threads" --json "$out/torch_${mode}_$r.json" \
+  "$py" "$here/torch_baseline.py" "$mode" "$@" --threads "$threads" --device "$device" --json "$out/torch_${mode}_$r.json" \
     >/dev/null 2>"$out/torch_${mode}_$r.err" \
     || { echo "compare.sh: torch baseline failed:" >&2; cat "$out/torch_${mode}_$r.err" >&2; exit 1; }
 }
@@ -62,10 +66,10 @@ for mode in $modes; do
   done
 done
 
-/usr/bin/python3 - "$out" "$rounds" "$threads" "$OMP_WAIT_POLICY" $modes <<'EOF'
+"$py" - "$out" "$rounds" "$threads" "$OMP_WAIT_POLICY" "$device" $modes <<'EOF'
 import json, statistics, sys
-out, rounds, threads, omp, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
-print(f"engine vs PyTorch, {threads} threads, {rounds} interleaved rounds, OMP_WAIT_POLICY={omp} (JSON in {out})")
+out, rounds, threads, omp, device, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+print(f"engine vs PyTorch on {device}, {threads} threads, {rounds} interleaved rounds, OMP_WAIT_POLICY={omp} (JSON in {out})")
 print(f"{'mode':7} {'B':>4} {'engine s/step':>14} {'torch s/step':>13} {'engine img/s':>13} {'torch img/s':>12}"
       f" {'ratio median':>13} {'ratio min-max':>16}")
 for mode in modes:

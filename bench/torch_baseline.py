@@ -24,6 +24,13 @@ per image per step, sample: 1), peak_heap_bytes, plus the settings. peak_heap_by
 process's peak resident set size (resource.getrusage ru_maxrss, KiB -> bytes): everything the
 process ever held in RAM (Python, libtorch, allocator caches), measured over the whole run, while the
 engine reports the JVM heap pools' peak usage during the timed steps only. Compare them loosely.
+
+--device cuda (the engine's `ncsn bench ... --device cuda` counterpart): the weights and x are built
+on the CPU with the same generator, then moved to the GPU; labels and noise are drawn there (a CUDA
+generator seeded with SEED); torch.backends.cudnn.benchmark = True (cuDNN picks its fastest
+convolution algorithms during the warm-up). Each step is timed with a pair of torch.cuda.Event
+after a synchronize, as the engine times its steps with CUDA events. Extra keys: device, gpu,
+peak_device_bytes (torch.cuda.max_memory_allocated over the timed steps), achieved_tflops.
 """
 import argparse
 import json
@@ -84,8 +91,11 @@ def main(argv=None):
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
-    if a.device != "cpu":
-        fail("--device cuda: this baseline compares CPU engines; use --device cpu.")
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            fail("--device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch build); use --device cpu.")
+        torch.backends.cudnn.benchmark = True
+    dev = torch.device(a.device)
     if a.ngf < 2 or a.channels < 1 or a.batch < 1 or a.steps < 1 or a.warmup < 0:
         fail("--ngf >= 2, --channels >= 1, --batch >= 1, --steps >= 1 and --warmup >= 0 are required.")
     if a.image_size < 2 or a.image_size % 2:
@@ -103,18 +113,21 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(SEED)
     params = fx.build(a.channels, a.ngf, LEVELS, gen)
     gflop = fx.flops_per_image(params, a.channels, a.image_size, a.image_size, False) / 1e9
+    params = {k: v.detach().to(dev) for k, v in params.items()}
     for v in params.values():
         v.requires_grad_(a.mode == "train")
     net = FastNet(params, False)
-    sigmas = fx.sigmas_for(LEVELS)
-    x = torch.rand(a.batch, a.channels, a.image_size, a.image_size, generator=gen)
+    sigmas = fx.sigmas_for(LEVELS).to(dev)
+    x = torch.rand(a.batch, a.channels, a.image_size, a.image_size, generator=gen).to(dev)
+    if a.device == "cuda":
+        gen = torch.Generator(device=dev).manual_seed(SEED)  # labels and noise drawn on the GPU
 
     if a.mode == "train":
         opt = torch.optim.Adam(list(params.values()), lr=LR)
 
         def step():
-            labels = torch.randint(0, LEVELS, (a.batch,), generator=gen)
-            z = torch.randn(x.shape, generator=gen)
+            labels = torch.randint(0, LEVELS, (a.batch,), generator=gen, device=dev)
+            z = torch.randn(x.shape, generator=gen, device=dev)
             perturbed, target, used = fx.dsm(x, z, labels, sigmas)
             s = net(perturbed, labels)
             loss = (0.5 * ((s - target) ** 2).sum(dim=(1, 2, 3)) * used.view(-1) ** 2).mean()
@@ -123,21 +136,32 @@ def main(argv=None):
             opt.step()
             loss.item()
     else:
-        labels = torch.full((a.batch,), LEVELS - 1, dtype=torch.int64)
+        labels = torch.full((a.batch,), LEVELS - 1, dtype=torch.int64, device=dev)
         noise = math.sqrt(2 * EPS)
 
         def step():
             with torch.no_grad():
                 s = net(x, labels)
-                x.add_(s, alpha=EPS).add_(torch.randn(x.shape, generator=gen), alpha=noise)
+                x.add_(s, alpha=EPS).add_(torch.randn(x.shape, generator=gen, device=dev), alpha=noise)
 
     for _ in range(a.warmup):
         step()
     seconds = []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - t0)
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(a.steps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
+            seconds.append(start.elapsed_time(end) * 1e-3)
+    else:
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            step()
+            seconds.append(time.perf_counter() - t0)
     med = statistics.median(seconds)
     fwd = 3 if a.mode == "train" else 1
     r = {
@@ -150,7 +174,13 @@ def main(argv=None):
         "mode": a.mode, "engine": "pytorch " + torch.__version__, "ngf": a.ngf, "channels": a.channels,
         "image_size": a.image_size, "batch": a.batch, "steps": a.steps, "warmup": a.warmup, "threads": threads,
         "seconds_per_step": seconds,
+        "device": a.device,
     }
+    if a.device == "cuda":
+        r["gpu"] = torch.cuda.get_device_name()
+        r["peak_device_bytes"] = torch.cuda.max_memory_allocated()
+        r["achieved_tflops"] = fwd * gflop * a.batch / med / 1e3
+        r["timing"] = "cuda events"
     text = json.dumps(r)
     print(text)
     if a.json:

@@ -43,20 +43,24 @@ struct ConvFwdLoadW {
     __device__ float at(const Fixed& f, int kk) const { return f.row[kk]; }
 };
 
-// B = col_n[K, P]: column p = (oh, ow) decoded once per thread; row k = (ci, i, j) per element.
+// B = col_n[K, P]: column p = (oh, ow) decoded once per thread; row k = (ci, i, j) per element
+// (multiply-high divisions, NcsnDiv).
 struct ConvFwdLoadCol {
     const float* x;  // image n: x + n Ci H W
-    int h, w, kh, kw, pad, dil, wo;
+    int h, w, kw, khw, pad, dil, wo;
+    NcsnDiv byKhw, byKw, byWo;
+    __device__ ConvFwdLoadCol(const float* x_, int h_, int w_, int kh_, int kw_, int pad_, int dil_, int wo_)
+        : x(x_), h(h_), w(w_), kw(kw_), khw(kh_ * kw_), pad(pad_), dil(dil_), wo(wo_),
+          byKhw(kh_ * kw_), byKw(kw_), byWo(wo_) {}
     struct Fixed { int ih0, iw0; };  // top-left input position of the output pixel's window
     __device__ Fixed fix(int p) const
     {
-        int oh = p / wo, ow = p - oh * wo;
+        int oh = byWo.div(p), ow = p - oh * wo;
         return {oh - pad, ow - pad};
     }
     __device__ float at(const Fixed& f, int k) const
     {
-        int khw = kh * kw;
-        int ci = k / khw, t = k - ci * khw, i = t / kw, j = t - i * kw;
+        int ci = byKhw.div(k), t = k - ci * khw, i = byKw.div(t), j = t - i * kw;
         int ih = f.ih0 + dil * i, iw = f.iw0 + dil * j;
         // unsigned compare: also rejects negative positions (the zero padding)
         if ((unsigned)ih >= (unsigned)h || (unsigned)iw >= (unsigned)w) return 0.0f;
@@ -74,7 +78,7 @@ conv2d_forward_f32(const float* x, const float* w, const float* b, float* y, CON
     const float* xn = x + (long long)n * d.ci * d.h * d.w;
     float acc[4][4];
     ncsn_gemm_mainloop<false>(ConvFwdLoadW{w, K},
-                              ConvFwdLoadCol{xn, d.h, d.w, d.kh, d.kw, d.pad, d.dil, wo},
+                              ConvFwdLoadCol(xn, d.h, d.w, d.kh, d.kw, d.pad, d.dil, wo),
                               d.co, P, 0, K, m0, n0, acc);
     float* yn = y + (long long)n * d.co * P;
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
@@ -100,11 +104,13 @@ conv2d_forward_f32(const float* x, const float* w, const float* b, float* y, CON
 struct ConvBwdDataLoadW {
     const float* w;
     int ci, khw;
+    NcsnDiv byKhw;
+    __device__ ConvBwdDataLoadW(const float* w_, int ci_, int khw_) : w(w_), ci(ci_), khw(khw_), byKhw(khw_) {}
     struct Fixed { int ci; };
     __device__ Fixed fix(int c) const { return {c}; }
     __device__ float at(const Fixed& f, int k) const
     {
-        int co = k / khw, t = k - co * khw;
+        int co = byKhw.div(k), t = k - co * khw;
         return w[((long long)co * ci + f.ci) * khw + t];
     }
 };
@@ -112,17 +118,20 @@ struct ConvBwdDataLoadW {
 // B[(co, i, j), (ih, iw)] = dy_n[co, ih + pad - dil i, iw + pad - dil j] or 0.
 struct ConvBwdDataLoadDy {
     const float* dy;  // image n: dy + n Co Ho Wo
-    int w, kh, kw, pad, dil, ho, wo;
+    int w, kw, khw, pad, dil, ho, wo;
+    NcsnDiv byKhw, byKw, byW;
+    __device__ ConvBwdDataLoadDy(const float* dy_, int w_, int kh_, int kw_, int pad_, int dil_, int ho_, int wo_)
+        : dy(dy_), w(w_), kw(kw_), khw(kh_ * kw_), pad(pad_), dil(dil_), ho(ho_), wo(wo_),
+          byKhw(kh_ * kw_), byKw(kw_), byW(w_) {}
     struct Fixed { int oh0, ow0; };  // output position that tap (0, 0) of this input pixel feeds
     __device__ Fixed fix(int p) const
     {
-        int ih = p / w, iw = p - ih * w;
+        int ih = byW.div(p), iw = p - ih * w;
         return {ih + pad, iw + pad};
     }
     __device__ float at(const Fixed& f, int k) const
     {
-        int khw = kh * kw;
-        int co = k / khw, t = k - co * khw, i = t / kw, j = t - i * kw;
+        int co = byKhw.div(k), t = k - co * khw, i = byKw.div(t), j = t - i * kw;
         int oh = f.oh0 - dil * i, ow = f.ow0 - dil * j;
         if ((unsigned)oh >= (unsigned)ho || (unsigned)ow >= (unsigned)wo) return 0.0f;
         return dy[(co * ho + oh) * wo + ow];
@@ -138,8 +147,8 @@ conv2d_backward_data_f32(const float* dy, const float* w, float* dx, CONV_DIMS_P
     const int n = blockIdx.z, m0 = blockIdx.y * NCSN_TM, n0 = blockIdx.x * NCSN_TN;
     const float* dyn = dy + (long long)n * d.co * ho * wo;
     float acc[4][4];
-    ncsn_gemm_mainloop<false>(ConvBwdDataLoadW{w, d.ci, khw},
-                              ConvBwdDataLoadDy{dyn, d.w, d.kh, d.kw, d.pad, d.dil, ho, wo},
+    ncsn_gemm_mainloop<false>(ConvBwdDataLoadW(w, d.ci, khw),
+                              ConvBwdDataLoadDy(dyn, d.w, d.kh, d.kw, d.pad, d.dil, ho, wo),
                               d.ci, HW, 0, K, m0, n0, acc);
     float* dxn = dx + (long long)n * d.ci * HW;
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
@@ -166,11 +175,13 @@ conv2d_backward_data_f32(const float* dy, const float* w, float* dx, CONV_DIMS_P
 struct ConvBwdWLoadDy {
     const float* dy;
     int co, P;
+    NcsnDiv byP;
+    __device__ ConvBwdWLoadDy(const float* dy_, int co_, int P_) : dy(dy_), co(co_), P(P_), byP(P_) {}
     struct Fixed { int co; };
     __device__ Fixed fix(int c) const { return {c}; }
     __device__ float at(const Fixed& f, int r) const
     {
-        int n = r / P, p = r - n * P;
+        int n = byP.div(r), p = r - n * P;
         return dy[((long long)n * co + f.co) * P + p];
     }
 };
@@ -180,17 +191,22 @@ struct ConvBwdWLoadDy {
 struct ConvBwdWLoadX {
     const float* x;
     int ci, h, w, kh, kw, pad, dil, wo, P;
+    NcsnDiv byP, byWo;
+    __device__ ConvBwdWLoadX(const float* x_, int ci_, int h_, int w_, int kh_, int kw_, int pad_, int dil_,
+                             int wo_, int P_)
+        : x(x_), ci(ci_), h(h_), w(w_), kh(kh_), kw(kw_), pad(pad_), dil(dil_), wo(wo_), P(P_),
+          byP(P_), byWo(wo_) {}
     struct Fixed { int off, di, dj; };  // channel plane offset, row / column shift of the tap
     __device__ Fixed fix(int kc) const
     {
-        int khw = kh * kw;
+        int khw = kh * kw;  // once per thread: plain division
         int c = kc / khw, t = kc - c * khw, i = t / kw, j = t - i * kw;
         return {c * h * w, dil * i - pad, dil * j - pad};
     }
     __device__ float at(const Fixed& f, int r) const
     {
-        int n = r / P, p = r - n * P;
-        int oh = p / wo, ow = p - oh * wo;
+        int n = byP.div(r), p = r - n * P;
+        int oh = byWo.div(p), ow = p - oh * wo;
         int ih = oh + f.di, iw = ow + f.dj;
         if ((unsigned)ih >= (unsigned)h || (unsigned)iw >= (unsigned)w) return 0.0f;
         return x[(long long)n * ci * h * w + f.off + ih * w + iw];
@@ -210,8 +226,8 @@ conv2d_backward_weight_f32(const float* x, const float* dy, float* out, CONV_DIM
     const long long lo = (long long)s * chunk, hi = lo + chunk < R ? lo + chunk : R;
     const int kBegin = (int)(lo < R ? lo : R), kEnd = (int)hi;
     float acc[4][4];
-    ncsn_gemm_mainloop<true>(ConvBwdWLoadDy{dy, d.co, P},
-                             ConvBwdWLoadX{x, d.ci, d.h, d.w, d.kh, d.kw, d.pad, d.dil, wo, P},
+    ncsn_gemm_mainloop<true>(ConvBwdWLoadDy(dy, d.co, P),
+                             ConvBwdWLoadX(x, d.ci, d.h, d.w, d.kh, d.kw, d.pad, d.dil, wo, P),
                              d.co, K, kBegin, kEnd, m0, n0, acc);
     float* o = out + (long long)s * d.co * K;
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;

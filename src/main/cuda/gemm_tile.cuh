@@ -27,6 +27,24 @@
 // uniform across the block.
 #pragma once
 
+// q = n / d for a divisor d >= 1 fixed at run time and numerators 0 <= n < 2^31, without the
+// ~20-instruction integer division the implicit-GEMM loaders would otherwise run per element:
+// q = (umulhi(n, mul) + n) >> shift with shift = ceil(log2 d), mul = floor(2^32 (2^shift - d) / d)
+// + 1 (Granlund & Montgomery, round-up method). mul < 2^32 because 2^shift - d < d; the sum
+// cannot overflow because umulhi(n, mul) <= n < 2^31. Built once per thread (one 64-bit division).
+struct NcsnDiv {
+    unsigned d, mul, shift;
+    __device__ explicit NcsnDiv(int divisor) : d((unsigned)divisor), mul(0), shift(0)
+    {
+        while (shift < 31 && (1u << shift) < d) shift++;
+        mul = (unsigned)(((1ull << 32) * ((1ull << shift) - d)) / d + 1);
+    }
+    __device__ int div(int n) const
+    {
+        return (int)((__umulhi((unsigned)n, mul) + (unsigned)n) >> shift);
+    }
+};
+
 #define NCSN_TM 64
 #define NCSN_TN 64
 #define NCSN_TK 16

@@ -31,7 +31,7 @@ import ncsn.tensor.TensorException;
  * sum_{n,oh,ow} dy[n,co,oh,ow] * x[n,ci,oh-p+d*i,ow-p+d*j], db[co] = sum_{n,oh,ow} dy[n,co,oh,ow].
  *
  * <p>float64 goes to {@link Reference} (direct loops, the oracle); float32 to {@link Cpu}
- * (im2col + {@link Gemm}). NCSN uses 3x3 with padding = dilation in {1, 2, 4}, and 1x1 with
+ * (im2col + {@link Gemm}); CUDA tensors to {@link Gpu} (implicit-GEMM kernels, conv2d.cu). NCSN uses 3x3 with padding = dilation in {1, 2, 4}, and 1x1 with
  * padding 0 for shortcuts; any kernel size >= 1 works.
  */
 public final class Conv2d {

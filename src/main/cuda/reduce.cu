@@ -12,23 +12,32 @@
 // offsets are 32-bit.
 //
 // Bytes per input element: 4 (read once), plus 4 per output element; the two-pass form reads
-// and writes 4 bytes per part more (parts <= 1024 per output).
+// and writes 4 bytes per part more (parts <= 4096 per output).
 
 #include "common.cuh"
 
-static __device__ __forceinline__ unsigned ncsn_red_offset(unsigned idx, int nd, const int* size,
-                                                           const int* stride)
+// nd dims (innermost first) with sizes s* and input strides t*; plain scalars (no arrays) so
+// that everything stays in registers.
+struct NcsnRedDims {
+    int nd, s0, s1, s2, s3, t0, t1, t2, t3;
+};
+
+// Offset of index idx (< product of the nd sizes) over the dims, innermost first. The outermost
+// dim needs no division (idx is already below its size).
+static __device__ __forceinline__ unsigned ncsn_red_offset(unsigned idx, const NcsnRedDims& d)
 {
-    unsigned off = 0;
-#pragma unroll
-    for (int d = 0; d < 4; d++) {
-        if (d < nd) {
-            unsigned q = idx / (unsigned)size[d];
-            off += (idx - q * (unsigned)size[d]) * (unsigned)stride[d];
-            idx = q;
-        }
-    }
-    return off;
+    if (d.nd <= 0) return 0u;
+    if (d.nd == 1) return idx * (unsigned)d.t0;
+    unsigned q = idx / (unsigned)d.s0, off = (idx - q * (unsigned)d.s0) * (unsigned)d.t0;
+    idx = q;
+    if (d.nd == 2) return off + idx * (unsigned)d.t1;
+    q = idx / (unsigned)d.s1;
+    off += (idx - q * (unsigned)d.s1) * (unsigned)d.t1;
+    idx = q;
+    if (d.nd == 3) return off + idx * (unsigned)d.t2;
+    q = idx / (unsigned)d.s2;
+    off += (idx - q * (unsigned)d.s2) * (unsigned)d.t2;
+    return off + q * (unsigned)d.t3;
 }
 
 // Block per (output element, part): blocks b in [0, M * parts), o = b / parts, p = b % parts.
@@ -44,20 +53,20 @@ extern "C" __global__ void reduce_block_f32(const float* x, float* out, int M, i
                                             int rst0, int rst1, int rst2, int rst3)
 {
     __shared__ double scratch[32];
-    const int ks[4] = {k0, k1, k2, k3}, kst[4] = {kst0, kst1, kst2, kst3};
-    const int rs[4] = {r0, r1, r2, r3}, rst[4] = {rst0, rst1, rst2, rst3};
+    const NcsnRedDims kd = {nk, k0, k1, k2, k3, kst0, kst1, kst2, kst3};
+    const NcsnRedDims rd = {nr, r0, r1, r2, r3, rst0, rst1, rst2, rst3};
     const long long blocks = (long long)M * parts;
     const int chunk = (int)(((long long)K + parts - 1) / parts);
     // Uniform per block (b depends on blockIdx only), so the __syncthreads inside the block
     // sum are reached by every thread of the block.
     for (long long b = blockIdx.x; b < blocks; b += gridDim.x) {
         int o = (int)(b / parts), p = (int)(b - (long long)o * parts);
-        unsigned base = ncsn_red_offset((unsigned)o, nk, ks, kst);
+        unsigned base = ncsn_red_offset((unsigned)o, kd);
         long long kb = (long long)p * chunk;  // 64-bit: kb + chunk may pass 2^31 near the limit
         long long ke = min((long long)K, kb + chunk);
         double acc = 0.0;
         for (long long k = kb + threadIdx.x; k < ke; k += blockDim.x)
-            acc += (double)x[base + ncsn_red_offset((unsigned)k, nr, rs, rst)];
+            acc += (double)x[base + ncsn_red_offset((unsigned)k, rd)];
         acc = ncsn_block_sum_d(acc, scratch);
         if (threadIdx.x == 0) out[b] = (float)(acc / div);
     }
@@ -85,12 +94,12 @@ extern "C" __global__ void reduce_rows_f32(const float* x, float* out, int M, in
                                            int nr, int r0, int r1, int r2, int r3,
                                            int rst0, int rst1, int rst2, int rst3)
 {
-    const int ks[4] = {k0, k1, k2, k3}, kst[4] = {kst0, kst1, kst2, kst3};
-    const int rs[4] = {r0, r1, r2, r3}, rst[4] = {rst0, rst1, rst2, rst3};
+    const NcsnRedDims kd = {nk, k0, k1, k2, k3, kst0, kst1, kst2, kst3};
+    const NcsnRedDims rd = {nr, r0, r1, r2, r3, rst0, rst1, rst2, rst3};
     NCSN_GRID_STRIDE_LOOP(o, M) {
-        unsigned base = ncsn_red_offset((unsigned)o, nk, ks, kst);
+        unsigned base = ncsn_red_offset((unsigned)o, kd);
         double acc = 0.0;
-        for (int k = 0; k < K; k++) acc += (double)x[base + ncsn_red_offset((unsigned)k, nr, rs, rst)];
+        for (int k = 0; k < K; k++) acc += (double)x[base + ncsn_red_offset((unsigned)k, rd)];
         out[o] = (float)(acc / div);
     }
 }

@@ -1,0 +1,148 @@
+package ncsn.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.function.Function;
+import java.util.function.LongFunction;
+import ncsn.autograd.Autograd;
+import ncsn.ops.AvgPool5;
+import ncsn.ops.BilinearResize;
+import ncsn.ops.CondInstanceNormPlus;
+import ncsn.ops.MeanPool2;
+import ncsn.ops.OpCatalog;
+import ncsn.tensor.DType;
+import ncsn.tensor.Device;
+import ncsn.tensor.Scope;
+import ncsn.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * CIN++, avgpool5, meanpool2 and bilinear resize on the GPU at NCSN-like sizes, against the
+ * float64 reference (OpCatalog.compareGpu, limit 1e-4 of max|ref|): the catalog's cases are tiny
+ * (planes below one block of 256 threads), these make every block-stride loop wrap, C exceed the
+ * block size, and the resize gather ranges long. Also: the embedding and resize gradients are
+ * bit-for-bit reproducible (no atomics), and one timing line per op with the bytes each kernel
+ * moves (see the .cu headers), for the record. Skipped without a usable GPU.
+ */
+class NormPoolResizeGpuTest {
+    @BeforeAll
+    static void requireGpu() {
+        if (!CudaProbe.available())
+            System.err.println("[ncsn] NormPoolResizeGpuTest skipped: no usable GPU: " + CudaProbe.reason());
+        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
+        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
+    }
+
+    /** x ~ N(0,1) + channel offsets; embed rows gamma, alpha = 1 + 0.5 N(0,1), beta = N(0,1) (as the catalog's cases). */
+    private static LongFunction<Tensor[]> cinInputs(int n, int c, int h, int w, int classes, double offset) {
+        return seed -> {
+            Tensor x = OpCatalog.normal(seed, n, c, h, w).name("x");
+            double[] d = x.f64();
+            for (int i = 0; i < d.length; i++) d[i] += offset * ((i / (h * w)) % c - c / 2.0) / c + 4 * offset;
+            Tensor e = OpCatalog.normal(seed + 1, classes, 3 * c).name("embed");
+            double[] ed = e.f64();
+            for (int r = 0; r < classes; r++)
+                for (int k = 0; k < 2 * c; k++) ed[r * 3 * c + k] = 1 + 0.5 * ed[r * 3 * c + k];
+            return new Tensor[] {x, e};
+        };
+    }
+
+    private static void check(OpCatalog.Case c) {
+        OpCatalog.Outcome o = OpCatalog.compareGpu(c, 5);
+        System.err.printf("[ncsn] %-60s error %.3g (limit %.3g)%n", c.label(), o.error(), o.limit());
+        assertTrue(o.passed(), c.label() + ": error " + o.error() + " > " + o.limit() + " (" + o.detail() + ")");
+    }
+
+    @Test
+    void cinMatchesReferenceAtNcsnSizes() {
+        int[] y4 = {3, 3, 7, 3};
+        check(OpCatalog.Case.of("cin_pp", "x[4,64,32,32] labels [3,3,7,3]", cinInputs(4, 64, 32, 32, 10, 0),
+                in -> CondInstanceNormPlus.apply(in[0], in[1], y4)));
+        check(OpCatalog.Case.of("cin_pp", "x[4,64,32,32] offset 2", cinInputs(4, 64, 32, 32, 10, 2),
+                in -> CondInstanceNormPlus.apply(in[0], in[1], y4)));
+        int[] y2 = {1, 1};
+        check(OpCatalog.Case.of("cin_pp", "x[2,300,5,7] (C > block)", cinInputs(2, 300, 5, 7, 3, 0),
+                in -> CondInstanceNormPlus.apply(in[0], in[1], y2)));
+        int[] y1 = {0};
+        check(OpCatalog.Case.of("cin_pp", "x[1,3,33,65] batch 1", cinInputs(1, 3, 33, 65, 2, 0),
+                in -> CondInstanceNormPlus.apply(in[0], in[1], y1)));
+    }
+
+    @Test
+    void poolsAndResizeMatchReference() {
+        check(OpCatalog.Case.of("avgpool5", "[2,16,33,31]", s -> new Tensor[] {OpCatalog.normal(s, 2, 16, 33, 31).name("x")},
+                in -> AvgPool5.apply(in[0])));
+        check(OpCatalog.Case.of("meanpool2", "[2,16,32,30]", s -> new Tensor[] {OpCatalog.normal(s, 2, 16, 32, 30).name("x")},
+                in -> MeanPool2.apply(in[0])));
+        int[][] rs = {{2, 8, 16, 16, 32, 32}, {2, 8, 32, 32, 16, 16}, {1, 4, 8, 8, 64, 64}, {1, 3, 31, 17, 10, 40}};
+        for (int[] r : rs)
+            check(OpCatalog.Case.of("resize_bilinear", String.format("[%d,%d,%d,%d] -> %dx%d", r[0], r[1], r[2], r[3], r[4], r[5]),
+                    s -> new Tensor[] {OpCatalog.normal(s, r[0], r[1], r[2], r[3]).name("x")},
+                    in -> BilinearResize.apply(in[0], r[4], r[5])));
+    }
+
+    /** Output and input gradients of f on the GPU as double arrays (inputs from a fixed seed). */
+    private static double[][] run(LongFunction<Tensor[]> inputs, Function<Tensor[], Tensor> f) {
+        Tensor[] base = inputs.apply(9);
+        Tensor[] in = new Tensor[base.length];
+        try (Scope s = Scope.open()) {
+            for (int k = 0; k < base.length; k++) in[k] = base[k].to(Device.CUDA).requiresGrad(true);
+            Tensor out = f.apply(in);
+            Tensor g = OpCatalog.normal(3, out.shape()).to(Device.CUDA);
+            Autograd.backward(out, g);
+            double[][] r = new double[1 + in.length][];
+            r[0] = out.toDoubleArray();
+            for (int k = 0; k < in.length; k++) r[1 + k] = in[k].grad().toDoubleArray();
+            return r;
+        } finally {
+            for (Tensor t : in) if (t != null && t.grad() != null) t.grad().free();
+        }
+    }
+
+    @Test
+    void gradientsAreReproducible() {
+        int[] y = {1, 1, 1, 0, 1, 1, 1, 1};
+        LongFunction<Tensor[]> cin = cinInputs(8, 32, 16, 16, 3, 0);
+        Function<Tensor[], Tensor> cinF = in -> CondInstanceNormPlus.apply(in[0], in[1], y);
+        LongFunction<Tensor[]> img = s -> new Tensor[] {OpCatalog.normal(s, 2, 8, 16, 16)};
+        Function<Tensor[], Tensor> up = in -> BilinearResize.apply(in[0], 40, 36);
+        for (var p : new Object[][] {{cin, cinF}, {img, up}}) {
+            @SuppressWarnings("unchecked") var inputs = (LongFunction<Tensor[]>) p[0];
+            @SuppressWarnings("unchecked") var f = (Function<Tensor[], Tensor>) p[1];
+            double[][] a = run(inputs, f), b = run(inputs, f);
+            for (int k = 0; k < a.length; k++) assertArrayEquals(a[k], b[k], 0.0, "run 2 differs from run 1 in result " + k);
+        }
+    }
+
+    /** Forward-only timing (no autograd: inputs do not require gradients); bytes per element as in the .cu headers. */
+    @Test
+    void timing() {
+        int n = 16, c = 128, h = 32, w = 32;
+        int[] y = new int[n];
+        for (int i = 0; i < n; i++) y[i] = i % 10;
+        try (Scope s = Scope.open()) {
+            Tensor x = OpCatalog.normal(1, n, c, h, w).to(Device.CUDA);
+            Tensor e = Tensor.zeros(Device.CUDA, DType.F32, 10, 3 * c).fill(1.0);
+            long el = (long) n * c * h * w;
+            time("cin_pp forward (16 B/el issued: stats 8, write 8)", 16.0 * el, () -> CondInstanceNormPlus.apply(x, e, y));
+            time("avgpool5 (8 B/el)", 8.0 * el, () -> AvgPool5.apply(x));
+            time("meanpool2 forward (5 B per input el)", 5.0 * el, () -> MeanPool2.apply(x));
+            time("resize 32->64 forward (4 B/in + 4 B/out el)", 4.0 * el + 16.0 * el,
+                    () -> BilinearResize.apply(x, 2 * h, 2 * w));
+        }
+    }
+
+    private static void time(String what, double bytes, Runnable r) {
+        for (int i = 0; i < 3; i++) try (Scope s = Scope.open()) { r.run(); }
+        CudaContext.get().synchronize();
+        int reps = 20;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < reps; i++) try (Scope s = Scope.open()) { r.run(); }
+        CudaContext.get().synchronize();
+        double sec = (System.nanoTime() - t0) * 1e-9 / reps;
+        System.err.printf("[ncsn] %-55s %8.3f ms  %7.1f GB/s%n", what, sec * 1e3, bytes / sec * 1e-9);
+    }
+}

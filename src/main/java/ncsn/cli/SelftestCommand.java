@@ -20,6 +20,7 @@ import ncsn.ops.OpCatalog;
 import ncsn.optim.Adam;
 import ncsn.rng.Philox;
 import ncsn.rng.Rng;
+import ncsn.sample.LangevinUpdate;
 import ncsn.tensor.DType;
 import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
@@ -43,7 +44,11 @@ import picocli.CommandLine.Spec;
  *       max |fast - ref| / max |ref|, limit {@value #MODEL_LIMIT};</li>
  *   <li>train: {@value #TRAIN_STEPS} DSM training steps (Adam, lr 1e-3) on both, same weights,
  *       batch, labels and noise (Philox keyed by the step, drawn on the host and copied to each
- *       backend): the loss curves, max over steps of |fast - ref| / |ref|, limit {@value #TRAIN_LIMIT}.</li>
+ *       backend): the loss curves, max over steps of |fast - ref| / |ref|, limit {@value #TRAIN_LIMIT};</li>
+ *   <li>kernels outside the catalog, on odd sizes: Philox normal and uniform fills against the
+ *       float64 host generator, the Langevin update (plain and masked) and Adam (plain; weight decay
+ *       with AMSGrad; sizes across its 4096-element chunks, three steps: the parameter change) against
+ *       their float64 references (limit {@value #KERNEL_LIMIT} of max|ref|).</li>
  * </ol>
  * Each check is isolated: an exception (e.g. an op with no GPU kernel yet) is a FAIL row with its
  * message and the rest still run. Exit code 0 when all pass, 1 when any failed, 2 for --gpu
@@ -54,7 +59,7 @@ import picocli.CommandLine.Spec;
         description = "Check the float32 CPU kernels (or with --gpu the CUDA kernels) against the float64 references:"
                 + " every op case, whole-model forward/backward and ten training steps. Exit 0 if all pass, 1 if any fail.")
 public final class SelftestCommand implements Callable<Integer> {
-    static final double MODEL_LIMIT = 1e-3, TRAIN_LIMIT = 1e-3;
+    static final double MODEL_LIMIT = 1e-3, TRAIN_LIMIT = 1e-3, KERNEL_LIMIT = 1e-5;
     static final int TRAIN_STEPS = 10, NGF = 8, SIZE = 16, LEVELS = 10;
     static final long SEED = 20240611L;
     static final long STREAM_X = 0x53454C46_00000000L, STREAM_R = STREAM_X + 1, STREAM_LABELS = STREAM_X + 2,
@@ -109,7 +114,7 @@ public final class SelftestCommand implements Callable<Integer> {
         }
         String fast = gpu ? "cuda f32" : "cpu f32";
         List<Row> rows = new ArrayList<>();
-        out.printf("%-14s %-46s %10s %8s  %s%n", "check", "shape / variant", "max rel err", "limit", "result");
+        out.printf("%-16s %-46s %10s %8s  %s%n", "check", "shape / variant", "max rel err", "limit", "result");
         out.flush();
 
         // (a) every op case (quick: the first case of each op).
@@ -146,6 +151,19 @@ public final class SelftestCommand implements Callable<Integer> {
             add(rows, out, isolated("train " + fast, variant, TRAIN_LIMIT, () -> trainCheck(cfg, s[0], d, "train " + fast, variant)));
         }
 
+        // (d) kernels outside the catalog: random fills, Langevin update, Adam.
+        Device dk = device;
+        String kcheck = (gpu ? "cuda" : "cpu") + " f32";
+        add(rows, out, isolated("rng " + kcheck, "normal n=1001, offset 5", KERNEL_LIMIT, () -> rngCheck(dk, true, "rng " + kcheck)));
+        add(rows, out, isolated("rng " + kcheck, "uniform [-2,3) n=1001, offset 5", KERNEL_LIMIT,
+                () -> rngCheck(dk, false, "rng " + kcheck)));
+        for (boolean masked : new boolean[] {false, true})
+            add(rows, out, isolated("langevin " + kcheck, (masked ? "masked " : "") + "x [3,2,7,9]", KERNEL_LIMIT,
+                    () -> langevinCheck(dk, masked, "langevin " + kcheck)));
+        for (boolean decay : new boolean[] {false, true})
+            add(rows, out, isolated("adam " + kcheck, (decay ? "wd 1e-2 amsgrad" : "plain") + ", 3 steps, [5,3,3,3] [7] [4099]",
+                    1e-4, () -> adamCheck(dk, decay, "adam " + kcheck)));
+
         long failed = rows.stream().filter(r -> !r.passed()).count();
         String summary = (rows.size() - failed) + " passed, " + failed + " failed";
         if (failed > 0) {
@@ -171,7 +189,7 @@ public final class SelftestCommand implements Callable<Integer> {
     private static void add(List<Row> rows, PrintWriter out, Row r) {
         rows.add(r);
         String v = r.variant().length() > 46 ? r.variant().substring(0, 45) + "~" : r.variant();
-        out.printf(Locale.ROOT, "%-14s %-46s %10.3e %8.1e  %s%n", r.check(), v, r.error(), r.limit(), r.passed() ? "pass" : "FAIL");
+        out.printf(Locale.ROOT, "%-16s %-46s %10.3e %8.1e  %s%n", r.check(), v, r.error(), r.limit(), r.passed() ? "pass" : "FAIL");
         out.flush();
     }
 
@@ -297,6 +315,127 @@ public final class SelftestCommand implements Callable<Integer> {
             freeAdam(adamFast);
             freeAdam(adamRef);
         }
+    }
+
+    // ---- kernels outside the catalog ---------------------------------------------------------------
+
+    /** Rng fills of a float32 tensor on {@code device} against the float64 host draws of the same keying. */
+    private static Row rngCheck(Device device, boolean normal, String check) {
+        int n = 1001;
+        long stream = 0x524E47L, offset = 5;
+        double[] ref = new double[n];
+        try (Scope s = Scope.open()) {
+            Tensor t = Tensor.empty(device, DType.F32, n);
+            if (normal) {
+                Philox.normal(SEED, stream, offset, ref, 0, n);
+                new Rng(SEED, stream, offset).normal(t);
+            } else {
+                Philox.uniform(SEED, stream, offset, ref, 0, n);
+                for (int i = 0; i < n; i++) ref[i] = -2 + 5 * ref[i];
+                new Rng(SEED, stream, offset).uniform(t, -2, 3);
+            }
+            Worst w = new Worst();
+            w.compare(normal ? "normal" : "uniform", t.toDoubleArray(), ref, 0);
+            return w.row(check, (normal ? "normal" : "uniform [-2,3)") + " n=1001, offset 5", KERNEL_LIMIT);
+        }
+    }
+
+    /** LangevinUpdate on float32 (on {@code device}) against float64 on the CPU, same inputs and keying. */
+    private static Row langevinCheck(Device device, boolean masked, String check) {
+        int[] shape = {3, 2, 7, 9}; // 378 elements: not a multiple of the 4 draws of a Philox block
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.empty(DType.F32, shape), score = Tensor.empty(DType.F32, shape);
+            Philox.normal(SEED, 11, 0, x.f32(), 0, x.numel());
+            Philox.normal(SEED, 12, 0, score.f32(), 0, score.numel());
+            Tensor mask = Tensor.zeros(DType.F32, shape), known = Tensor.empty(DType.F32, shape);
+            Philox.uniform(SEED, 13, 0, known.f32(), 0, known.numel());
+            for (int i = 0; i < mask.numel(); i++) if (i % 3 == 1) mask.set(i, 1);
+            double step = 0.0123;
+            long seed = 5, stream = 77, offset = 3;
+            Tensor x64 = x.to(DType.F64), xf = onDevice(x, device);
+            if (xf == x) xf = x.copy();
+            if (masked) {
+                LangevinUpdate.applyMasked(x64, score.to(DType.F64), step, seed, stream, offset, mask.to(DType.F64),
+                        known.to(DType.F64));
+                LangevinUpdate.applyMasked(xf, onDevice(score, device), step, seed, stream, offset, onDevice(mask, device),
+                        onDevice(known, device));
+            } else {
+                LangevinUpdate.apply(x64, score.to(DType.F64), step, seed, stream, offset);
+                LangevinUpdate.apply(xf, onDevice(score, device), step, seed, stream, offset);
+            }
+            Worst w = new Worst();
+            w.compare("x", xf.toDoubleArray(), x64.toDoubleArray(), 0);
+            return w.row(check, (masked ? "masked " : "") + "x [3,2,7,9]", KERNEL_LIMIT);
+        }
+    }
+
+    /**
+     * Three Adam steps on float32 parameters (on {@code device}) and on float64 copies, same
+     * gradients (float32-rounded); compares the change of every parameter, p - p0, so the
+     * comparison is not swamped by p0.
+     */
+    private static Row adamCheck(Device device, boolean decay, String check) {
+        int[][] shapes = {{5, 3, 3, 3}, {7}, {4099}};
+        List<Tensor> fast = new ArrayList<>(), ref = new ArrayList<>(), p0 = new ArrayList<>();
+        Adam af = null, ar = null;
+        try {
+            for (int k = 0; k < shapes.length; k++) {
+                Tensor h = Tensor.persistent(DType.F32, shapes[k]);
+                Philox.normal(SEED, 40 + k, 0, h.f32(), 0, h.numel());
+                // |p| ~ 0.01: the float32 rounding of p itself (half an ulp per step) stays ~1e-6 of the change
+                for (int i = 0; i < h.numel(); i++) h.set(i, 0.01 * h.get(i));
+                p0.add(h);
+                Tensor pf = Tensor.persistent(device, DType.F32, shapes[k]);
+                pf.copyFrom(h);
+                fast.add(pf.requiresGrad(true));
+                ref.add(h.to(DType.F64).requiresGrad(true));
+            }
+            // to(F64) outside a scope is not scope-owned; gradients are persistent, set below.
+            double wd = decay ? 1e-2 : 0;
+            af = new Adam(fast, 1e-3, 0.9, 0.999, 1e-8, wd, decay);
+            ar = new Adam(ref, 1e-3, 0.9, 0.999, 1e-8, wd, decay);
+            for (int step = 0; step < 3; step++) {
+                for (int k = 0; k < shapes.length; k++) {
+                    Tensor g = Tensor.persistent(DType.F32, shapes[k]);
+                    Philox.normal(SEED, 50 + k, (long) step << 32, g.f32(), 0, g.numel());
+                    // a few tiny gradients: the eps and sqrt(v) paths, not only sign(g)
+                    for (int i = 0; i < g.numel(); i += 5) g.set(i, g.get(i) * 1e-6);
+                    setGrad(fast.get(k), g);
+                    setGrad(ref.get(k), g);
+                    g.free();
+                }
+                af.step();
+                ar.step();
+            }
+            Worst w = new Worst();
+            for (int k = 0; k < shapes.length; k++) {
+                double[] a = fast.get(k).toDoubleArray(), b = ref.get(k).toDoubleArray(), z = p0.get(k).toDoubleArray();
+                for (int i = 0; i < z.length; i++) {
+                    a[i] -= z[i];
+                    b[i] -= z[i];
+                }
+                w.compare("p" + k + " - p0", a, b, 0);
+            }
+            return w.row(check, (decay ? "wd 1e-2 amsgrad" : "plain") + ", 3 steps, [5,3,3,3] [7] [4099]", 1e-4);
+        } finally {
+            for (List<Tensor> l : List.of(fast, ref, p0))
+                for (Tensor t : l) {
+                    if (t.grad() != null && t.grad().isLive()) t.grad().free();
+                    if (t.isLive()) t.free();
+                }
+            freeAdam(af);
+            freeAdam(ar);
+        }
+    }
+
+    /** p.grad = a copy of g (float32 host values) in p's dtype and on p's device; persistent. */
+    private static void setGrad(Tensor p, Tensor g) {
+        Tensor acc = p.grad();
+        if (acc == null) {
+            acc = Tensor.persistent(p.device(), p.dtype(), p.shape());
+            p.setGrad(acc);
+        }
+        acc.copyFrom(g);
     }
 
     /** One step of the Trainer's loop (no EMA): DSM loss on x + sigma z, backward, Adam. Returns the loss. */

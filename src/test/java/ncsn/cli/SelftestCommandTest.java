@@ -28,7 +28,8 @@ class SelftestCommandTest {
         BenchCommandTest.Run r = BenchCommandTest.run("selftest", "--quick", "--json", json.toString());
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains(" 0 failed"), r.out());
-        for (String check : new String[] {"op cpu f32", "model cpu f32", "train cpu f32"})
+        for (String check : new String[] {"op cpu f32", "model cpu f32", "train cpu f32", "rng cpu f32", "langevin cpu f32",
+            "adam cpu f32"})
             assertTrue(r.out().contains(check), "missing rows for " + check + ":\n" + r.out());
         assertFalse(r.out().contains("FAIL"), r.out());
 
@@ -37,9 +38,9 @@ class SelftestCommandTest {
         assertEquals(0, j.get("failed").getAsInt());
         int rows = j.getAsJsonArray("rows").size();
         assertEquals(rows, j.get("passed").getAsInt());
-        // one case per op in OpCatalog, one model and one training row
+        // one case per op in OpCatalog, one model and one training row, 2 rng, 2 langevin and 2 adam rows
         long ops = ncsn.ops.OpCatalog.all().stream().map(ncsn.ops.OpCatalog.Case::op).distinct().count();
-        assertEquals(ops + 2, rows, r.out());
+        assertEquals(ops + 2 + 6, rows, r.out());
         assertTrue(r.out().contains(rows + " passed, 0 failed"), r.out());
     }
 

@@ -258,29 +258,43 @@ public final class AnnealedDsm {
         /** per [N] (float32, on the device) = 0.5 s_n^p sum_j (score + z / s_n)^2. */
         static Tensor perSample(Tensor score, Tensor z, double[] s, double annealPower, int n, int d) {
             Tensor p = params(score, s, annealPower);
-            Tensor per = Tensor.empty(score.device(), DType.F32, n);
-            Launch.kernel("dsm_loss_per_sample_f32").ptr(score).ptr(z).ptr(p).ptr(per).i(n).i(d)
-                    .grid(n).block(Reduce.Gpu.blockFor(d)).run();
+            Tensor per = perSample(score, z, p, n, d);
             p.free();
             return per;
         }
 
+        private static Tensor perSample(Tensor score, Tensor z, Tensor p, int n, int d) {
+            Tensor per = Tensor.empty(score.device(), DType.F32, n);
+            Launch.kernel("dsm_loss_per_sample_f32").ptr(score).ptr(z).ptr(p).ptr(per).i(n).i(d)
+                    .grid(n).block(Reduce.Gpu.blockFor(d)).run();
+            return per;
+        }
+
+        /**
+         * The loss [1] on the device. P is uploaded once (the upload waits for the stream) and,
+         * when a gradient will be needed, kept for the backward, which frees it; otherwise freed
+         * at once.
+         */
         static Tensor loss(Tensor score, Tensor noise, int[] labels, double[] sigmas, double annealPower) {
             String op = "dsm_loss";
             check(op, score, noise, labels, sigmas);
             int n = score.dim(0), d = score.numel() / n;
             double[] s = perSampleSigma(labels, sigmas);
-            Tensor per = perSample(score, noise, s, annealPower, n, d);
+            Tensor p = params(score, s, annealPower);
+            Tensor per = perSample(score, noise, p, n, d);
             Tensor out = Tensor.empty(score.device(), DType.F32, 1);
             Launch.kernel("dsm_loss_mean_f32").ptr(per).ptr(out).i(n).grid(1).block(Reduce.Gpu.blockFor(n)).run();
             per.free();
+            if (!Autograd.needsGrad(score)) {
+                p.free();
+                return out;
+            }
             Autograd.record(op, out, new Tensor[] {score}, g -> {
                 Tensor gs = Tensor.emptyLike(score);
-                Tensor p = params(score, s, annealPower);
                 long total = score.numel();
                 Launch.kernel("dsm_loss_backward_f32").ptr(score).ptr(noise).ptr(p).ptr(g).ptr(gs).l(total).i(d).i(n)
                         .elements(total).run();
-                p.free();
+                p.free(); // queued behind the kernel on the one stream
                 return new Tensor[] {gs};
             });
             return out;

@@ -352,6 +352,10 @@ class ElementwiseKernelsGpuTest {
                     Autograd.backward(loss64, Tensor.wrap(new double[] {0.75}, 1));
                     double want = loss64.item();
                     assertEquals(want, lossH, 1e-6 * Math.abs(want), what + " power " + power + ": loss");
+                    try (Autograd.NoGrad ng = Autograd.noGrad()) { // the path that frees its parameters at once
+                        assertEquals(lossH, AnnealedDsm.loss(sd, cuda(z, shape), labels, sig, power).item(), 0.0,
+                                what + ": loss without gradient differs");
+                    }
                     double[] gw = s64.grad().f64();
                     double maxAbs = 0;
                     for (double v : gw) maxAbs = Math.max(maxAbs, Math.abs(v));

@@ -80,13 +80,14 @@ import picocli.CommandLine.Spec;
  * refuses with the probe's reason (exit 2).
  *
  * <p>{@code bench kernels --device cuda}: the kernel benchmarks of {@link KernelBench} (one JSON
- * object with a "kernels" list; exit 1 if an entry failed).
+ * object with a "kernels" list; exit 1 if an entry failed); {@code --device cpu} runs the same
+ * entries on the float32 CPU kernels with wall-clock timing (slow: use a small --batch).
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time training or sampling steps of a random-weight score network, or (kernels, --device cuda)"
                 + " the CUDA kernels one by one (JSON result).")
 public final class BenchCommand implements Callable<Integer> {
-    /** What is timed ({@code kernels}: the GPU kernel benchmarks of {@link KernelBench}, --device cuda only). */
+    /** What is timed ({@code kernels}: the kernel benchmarks of {@link KernelBench}; --device must be given). */
     public enum Mode { train, sample, kernels }
 
     /** Where it runs. */
@@ -105,7 +106,7 @@ public final class BenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "train|sample|kernels", description = "What to time: ${COMPLETION-CANDIDATES}"
-            + " (kernels: conv2d, CIN++, elementwise, Langevin and Adam kernels one by one; --device cuda only).")
+            + " (kernels: conv2d, CIN++, elementwise, Langevin and Adam kernels one by one; give --device).")
     Mode mode;
 
     @Option(names = "--ngf", paramLabel = "N", description = "Base width (default: ${DEFAULT-VALUE}).")
@@ -134,7 +135,11 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Worker threads (default: available processors; more is clamped with a message).")
     Integer threads;
 
-    @Option(names = "--device", paramLabel = "cpu|cuda", description = "Device (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--device", paramLabel = "cpu|cuda",
+            description = "Device (default: cpu for train and sample; kernels needs it given).")
+    DeviceKind deviceOption;
+
+    /** --device, or the mode's default (train and sample: cpu). */
     DeviceKind device = DeviceKind.cpu;
 
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the JSON result here (atomically).")
@@ -151,6 +156,7 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         batch = batchOption != null ? batchOption : mode == Mode.kernels ? KernelBench.DEFAULT_BATCH : 128;
+        device = deviceOption != null ? deviceOption : DeviceKind.cpu;
         try {
             Map<String, Object> result = mode == Mode.kernels ? runKernels(err) : run(err);
             String text = toJson(result);
@@ -194,12 +200,12 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private Map<String, Object> runKernels(PrintWriter err) throws BadInput {
-        if (device != DeviceKind.cuda)
-            throw new BadInput("bench kernels: times CUDA kernels; run it with --device cuda (the CPU kernels have JMH"
-                    + " benchmarks: see README 'Running benchmarks').");
+        if (deviceOption == null)
+            throw new BadInput("bench kernels: say where: --device cuda (the CUDA kernels), or --device cpu (the float32 CPU"
+                    + " kernels at the same shapes: slow at batch 128, try --batch 1).");
         check(steps >= 1, "--steps must be at least 1, got " + steps);
         check(warmup >= 0, "--warmup must be at least 0, got " + warmup);
-        CudaContext ctx = cuda();
+        CudaContext ctx = device == DeviceKind.cuda ? cuda() : null;
         check(batch >= 1, "--batch must be at least 1, got " + batch);
         return KernelBench.run(ctx, err, batch, steps, warmup);
     }

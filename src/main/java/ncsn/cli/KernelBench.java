@@ -27,7 +27,7 @@ import ncsn.tensor.Tensor;
  * {@code ncsn bench kernels --device cuda}: the engine's CUDA kernels one by one at NCSN shapes,
  * through the ops' public entry points (what the model calls), timed with CUDA events.
  * <pre>
- *   conv2d fwd / bwd-data / bwd-weight   3x3, Ci = Co = ngf in {64, 128}, H = W in {32, 16},
+ *   conv2d fwd / bwd-data / bwd-weight   (bwd-weight includes the bias gradient) 3x3, Ci = Co = ngf in {64, 128}, H = W in {32, 16},
  *                                        dilation = padding in {1, 2, 4}: TFLOP/s with
  *                                        FLOPs = 2 N Co Ho Wo Ci kh kw (each of the three passes)
  *   cin_pp fwd / bwd                     x [N, ngf, S, S], 10 levels: GB/s
@@ -51,7 +51,16 @@ final class KernelBench {
     static final int DEFAULT_BATCH = 128;
     static final long SEED = 99;
 
-    private KernelBench() {}
+    /** Null on the CPU (then wall-clock timing with System.nanoTime). */
+    private final CudaContext ctx;
+    private final Device dev;
+    private final PrintWriter err;
+
+    private KernelBench(CudaContext ctx, PrintWriter err) {
+        this.ctx = ctx;
+        this.dev = ctx == null ? Device.CPU : Device.CUDA;
+        this.err = err;
+    }
 
     /** One timed entry of the result. */
     record Entry(String kernel, String shape, double msMedian, double msMin, int inner, double flops, double bytes,
@@ -73,29 +82,38 @@ final class KernelBench {
         default void after() {}
     }
 
+    /**
+     * Runs every entry on the GPU of {@code ctx}, or with {@code ctx == null} on the CPU (the float32
+     * CPU kernels, wall-clock timed: a check of the harness and a CPU comparison).
+     */
     static Map<String, Object> run(CudaContext ctx, PrintWriter err, int batch, int steps, int warmup) {
+        return new KernelBench(ctx, err).runAll(batch, steps, warmup);
+    }
+
+    private Map<String, Object> runAll(int batch, int steps, int warmup) {
         List<Entry> entries = new ArrayList<>();
-        err.printf("bench kernels on %s, batch %d, %d samples after %d warm-up calls%n", ctx.deviceName(), batch, steps, warmup);
+        String where = ctx == null ? "the CPU (float32 kernels, System.nanoTime)" : ctx.deviceName();
+        err.printf("bench kernels on %s, batch %d, %d samples after %d warm-up calls%n", where, batch, steps, warmup);
         err.printf("%-22s %-40s %10s %10s %9s%n", "kernel", "shape", "ms median", "ms min", "rate");
         err.flush();
         for (int ngf : new int[] {64, 128})
             for (int size : new int[] {32, 16})
-                for (int dil : new int[] {1, 2, 4}) conv(ctx, err, entries, batch, ngf, size, dil, steps, warmup);
+                for (int dil : new int[] {1, 2, 4}) conv(entries, batch, ngf, size, dil, steps, warmup);
         for (int ngf : new int[] {64, 128})
-            for (int size : new int[] {32, 16}) cin(ctx, err, entries, batch, ngf, size, steps, warmup);
-        elementwise(ctx, err, entries, batch, steps, warmup);
-        langevin(ctx, err, entries, batch, steps, warmup);
-        adam(ctx, err, entries, steps, warmup);
+            for (int size : new int[] {32, 16}) cin(entries, batch, ngf, size, steps, warmup);
+        elementwise(entries, batch, steps, warmup);
+        langevin(entries, batch, steps, warmup);
+        adam(entries, steps, warmup);
 
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("mode", "kernels");
-        r.put("device", "cuda");
-        r.put("gpu", ctx.deviceName());
+        r.put("device", dev == Device.CPU ? "cpu" : "cuda");
+        if (ctx != null) r.put("gpu", ctx.deviceName());
         r.put("engine", "ncsn-engine");
         r.put("batch", batch);
         r.put("steps", steps);
         r.put("warmup", warmup);
-        r.put("timing", "cuda events");
+        r.put("timing", ctx == null ? "System.nanoTime" : "cuda events");
         List<Map<String, Object>> list = new ArrayList<>();
         for (Entry e : entries) {
             Map<String, Object> m = new LinkedHashMap<>();
@@ -120,18 +138,18 @@ final class KernelBench {
 
     // ---- the entries -------------------------------------------------------------------------------
 
-    private static void conv(CudaContext ctx, PrintWriter err, List<Entry> out, int n, int ngf, int size, int dil,
+    private void conv(List<Entry> out, int n, int ngf, int size, int dil,
                              int steps, int warmup) {
         String shape = String.format(Locale.ROOT, "x[%d,%d,%d,%d] w[%d,%d,3,3] d%d", n, ngf, size, size, ngf, ngf, dil);
         double flops = 2.0 * n * ngf * size * size * ngf * 9; // padding = dilation keeps Ho = H, Wo = W
         Tensor x = null, w = null, b = null, gy = null;
         try {
-            x = random(ctx, 1, n, ngf, size, size);
-            w = random(ctx, 2, ngf, ngf, 3, 3);
-            b = random(ctx, 3, ngf);
-            gy = random(ctx, 4, n, ngf, size, size);
+            x = random(1, n, ngf, size, size);
+            w = random(2, ngf, ngf, 3, 3);
+            b = random(3, ngf);
+            gy = random(4, n, ngf, size, size);
             Tensor fx = x, fw = w, fb = b, fgy = gy;
-            out.add(time(ctx, err, "conv2d fwd", shape, flops, 0, steps, warmup, new Pass() {
+            out.add(time("conv2d fwd", shape, flops, 0, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
@@ -139,29 +157,29 @@ final class KernelBench {
                     }
                 }
             }));
-            out.add(time(ctx, err, "conv2d bwd-data", shape, flops, 0, steps, warmup,
+            out.add(time("conv2d bwd-data", shape, flops, 0, steps, warmup,
                     backward(() -> Conv2d.apply(fx, fw, fb, dil, dil), fgy, fx)));
-            out.add(time(ctx, err, "conv2d bwd-weight", shape, flops, 0, steps, warmup,
+            out.add(time("conv2d bwd-weight", shape, flops, 0, steps, warmup,
                     backward(() -> Conv2d.apply(fx, fw, fb, dil, dil), fgy, fw, fb)));
         } catch (RuntimeException | OutOfMemoryError e) {
-            out.add(failed(err, "conv2d", shape, e));
+            out.add(failed("conv2d", shape, e));
         } finally {
             free(x, w, b, gy);
         }
     }
 
-    private static void cin(CudaContext ctx, PrintWriter err, List<Entry> out, int n, int ngf, int size, int steps, int warmup) {
+    private void cin(List<Entry> out, int n, int ngf, int size, int steps, int warmup) {
         String shape = String.format(Locale.ROOT, "x[%d,%d,%d,%d] embed[10,%d]", n, ngf, size, size, 3 * ngf);
         double bytes = 4.0 * n * ngf * size * size;
         int[] labels = new int[n];
         for (int i = 0; i < n; i++) labels[i] = i % 10;
         Tensor x = null, e = null, gy = null;
         try {
-            x = random(ctx, 5, n, ngf, size, size);
-            e = random(ctx, 6, 10, 3 * ngf);
-            gy = random(ctx, 7, n, ngf, size, size);
+            x = random(5, n, ngf, size, size);
+            e = random(6, 10, 3 * ngf);
+            gy = random(7, n, ngf, size, size);
             Tensor fx = x, fe = e, fgy = gy;
-            out.add(time(ctx, err, "cin_pp fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
+            out.add(time("cin_pp fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
@@ -170,25 +188,25 @@ final class KernelBench {
                 }
             }));
             // reads x and the output gradient, writes the input gradient (+ the leaf add: 3 more passes)
-            out.add(time(ctx, err, "cin_pp bwd", shape, 0, 3 * bytes, steps, warmup,
+            out.add(time("cin_pp bwd", shape, 0, 3 * bytes, steps, warmup,
                     backward(() -> CondInstanceNormPlus.apply(fx, fe, labels), fgy, fx, fe)));
         } catch (RuntimeException | OutOfMemoryError ex) {
-            out.add(failed(err, "cin_pp", shape, ex));
+            out.add(failed("cin_pp", shape, ex));
         } finally {
             free(x, e, gy);
         }
     }
 
-    private static void elementwise(CudaContext ctx, PrintWriter err, List<Entry> out, int n, int steps, int warmup) {
+    private void elementwise(List<Entry> out, int n, int steps, int warmup) {
         String shape = String.format(Locale.ROOT, "[%d,128,32,32]", n);
         double bytes = 4.0 * n * 128 * 32 * 32;
         Tensor a = null, b = null, gy = null;
         try {
-            a = random(ctx, 8, n, 128, 32, 32);
-            b = random(ctx, 9, n, 128, 32, 32);
-            gy = random(ctx, 10, n, 128, 32, 32);
+            a = random(8, n, 128, 32, 32);
+            b = random(9, n, 128, 32, 32);
+            gy = random(10, n, 128, 32, 32);
             Tensor fa = a, fb = b, fgy = gy;
-            out.add(time(ctx, err, "add", shape, 0, 3 * bytes, steps, warmup, new Pass() {
+            out.add(time("add", shape, 0, 3 * bytes, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
@@ -196,7 +214,7 @@ final class KernelBench {
                     }
                 }
             }));
-            out.add(time(ctx, err, "elu fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
+            out.add(time("elu fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
@@ -205,26 +223,26 @@ final class KernelBench {
                 }
             }));
             // elu backward reads g and the output, writes gx; the leaf add reads 2 and writes 1 more
-            out.add(time(ctx, err, "elu bwd (+leaf add)", shape, 0, 6 * bytes, steps, warmup,
+            out.add(time("elu bwd (+leaf add)", shape, 0, 6 * bytes, steps, warmup,
                     backward(() -> Elu.apply(fa), fgy, fa)));
         } catch (RuntimeException | OutOfMemoryError e) {
-            out.add(failed(err, "elementwise", shape, e));
+            out.add(failed("elementwise", shape, e));
         } finally {
             free(a, b, gy);
         }
     }
 
-    private static void langevin(CudaContext ctx, PrintWriter err, List<Entry> out, int n, int steps, int warmup) {
+    private void langevin(List<Entry> out, int n, int steps, int warmup) {
         String shape = String.format(Locale.ROOT, "x[%d,3,32,32]", n);
         double bytes = 3 * 4.0 * n * 3 * 32 * 32; // read x and score, write x
         Tensor x = null, score = null;
         try {
-            x = random(ctx, 11, n, 3, 32, 32);
-            score = random(ctx, 12, n, 3, 32, 32);
+            x = random(11, n, 3, 32, 32);
+            score = random(12, n, 3, 32, 32);
             Tensor fx = x, fs = score;
             long blocks = LangevinUpdate.blocksFor(fx.numel());
             long[] offset = {0};
-            out.add(time(ctx, err, "langevin_update", shape, 0, bytes, steps, warmup, new Pass() {
+            out.add(time("langevin_update", shape, 0, bytes, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     // a tiny step keeps x bounded over thousands of calls
@@ -233,37 +251,37 @@ final class KernelBench {
                 }
             }));
         } catch (RuntimeException | OutOfMemoryError e) {
-            out.add(failed(err, "langevin_update", shape, e));
+            out.add(failed("langevin_update", shape, e));
         } finally {
             free(x, score);
         }
     }
 
-    private static void adam(CudaContext ctx, PrintWriter err, List<Entry> out, int steps, int warmup) {
+    private void adam(List<Entry> out, int steps, int warmup) {
         CondRefineNetDilated model = null;
         Adam adam = null;
         String shape = "ngf 128 model";
         try {
             CondRefineNetDilated host = new CondRefineNetDilated(ModelConfig.cifar10(), DType.F32);
-            model = host.to(Device.CUDA);
+            model = dev == Device.CPU ? host : host.to(dev);
             long count = model.parameterCount();
             shape = String.format(Locale.ROOT, "%d params (ngf 128, 3 ch)", count);
             List<Tensor> params = new ArrayList<>(model.parameters().values());
             int k = 20;
-            for (Tensor p : params) p.setGrad(random(ctx, k++, p.shape()));
+            for (Tensor p : params) p.setGrad(random(k++, p.shape()));
             adam = new Adam(params, 1e-6, 0.9, 0.999, 1e-8, 0, false);
             Adam fa = adam;
             double bytes = 7 * 4.0 * count; // reads p, g, m, v; writes p, m, v
-            out.add(time(ctx, err, "adam", shape, 0, bytes, steps, warmup, new Pass() {
+            out.add(time("adam", shape, 0, bytes, steps, warmup, new Pass() {
                 @Override
                 public void run() {
                     fa.step();
                 }
             }));
         } catch (RuntimeException | OutOfMemoryError e) {
-            out.add(failed(err, "adam", shape, e));
+            out.add(failed("adam", shape, e));
         } finally {
-            if (model != null) {
+            if (model != null && dev != Device.CPU) {
                 for (Tensor p : model.parameters().values()) {
                     if (p.grad() != null && p.grad().isLive()) p.grad().free();
                     if (p.isLive()) p.free();
@@ -323,16 +341,16 @@ final class KernelBench {
         };
     }
 
-    private static Entry time(CudaContext ctx, PrintWriter err, String kernel, String shape, double flops, double bytes,
+    private Entry time(String kernel, String shape, double flops, double bytes,
                               int steps, int warmup, Pass pass) {
         try {
             for (int i = 0; i < warmup; i++) once(pass);
-            ctx.synchronize();
+            sync();
             // Calibration: how many calls make a sample of at least a millisecond (1 when setup is needed).
-            float one = timed(ctx, pass, 1);
-            int inner = pass.hasSetup() || one >= 1f ? 1 : (int) Math.min(100, Math.ceil(1.0 / Math.max(one, 1e-3f)));
+            double one = timed(pass, 1);
+            int inner = pass.hasSetup() || one >= 1f ? 1 : (int) Math.min(100, Math.ceil(1.0 / Math.max(one, 1e-3)));
             double[] ms = new double[steps];
-            for (int i = 0; i < steps; i++) ms[i] = timed(ctx, pass, inner) / inner;
+            for (int i = 0; i < steps; i++) ms[i] = timed(pass, inner) / inner;
             double[] sorted = ms.clone();
             Arrays.sort(sorted);
             double median = sorted.length % 2 == 1 ? sorted[sorted.length / 2]
@@ -345,7 +363,7 @@ final class KernelBench {
             return e;
         } catch (RuntimeException | OutOfMemoryError e) {
             pass.after();
-            return failed(err, kernel, shape, e);
+            return failed(kernel, shape, e);
         }
     }
 
@@ -358,16 +376,31 @@ final class KernelBench {
         }
     }
 
-    /** Milliseconds of {@code inner} calls between one pair of events (setup before the start event). */
-    private static float timed(CudaContext ctx, Pass pass, int inner) {
+    /**
+     * Milliseconds of {@code inner} calls between one pair of events (setup before the start
+     * event); on the CPU between two System.nanoTime calls.
+     */
+    private double timed(Pass pass, int inner) {
         if (inner == 1) {
             pass.setup();
-            try (CudaContext.EventTimer t = ctx.startTimer()) {
-                pass.run();
-                return t.stopMillis();
+            try {
+                if (ctx == null) {
+                    long t0 = System.nanoTime();
+                    pass.run();
+                    return (System.nanoTime() - t0) * 1e-6;
+                }
+                try (CudaContext.EventTimer t = ctx.startTimer()) {
+                    pass.run();
+                    return t.stopMillis();
+                }
             } finally {
                 pass.after();
             }
+        }
+        if (ctx == null) {
+            long t0 = System.nanoTime();
+            for (int i = 0; i < inner; i++) once(pass);
+            return (System.nanoTime() - t0) * 1e-6;
         }
         try (CudaContext.EventTimer t = ctx.startTimer()) {
             for (int i = 0; i < inner; i++) once(pass);
@@ -375,16 +408,20 @@ final class KernelBench {
         }
     }
 
-    private static Entry failed(PrintWriter err, String kernel, String shape, Throwable e) {
+    private void sync() {
+        if (ctx != null) ctx.synchronize();
+    }
+
+    private Entry failed(String kernel, String shape, Throwable e) {
         String msg = (e.getMessage() == null ? e.toString() : e.getClass().getSimpleName() + ": " + e.getMessage()).replace('\n', ' ');
         err.printf("%-22s %-40s FAILED: %s%n", kernel, shape, msg);
         err.flush();
         return new Entry(kernel, shape, Double.NaN, Double.NaN, 0, 0, 0, msg);
     }
 
-    /** A persistent float32 CUDA tensor with N(0,1) entries drawn on the device. */
-    private static Tensor random(CudaContext ctx, long stream, int... shape) {
-        Tensor t = Tensor.persistent(Device.CUDA, DType.F32, shape);
+    /** A persistent float32 tensor on the benchmark's device with N(0,1) entries drawn there. */
+    private Tensor random(long stream, int... shape) {
+        Tensor t = Tensor.persistent(dev, DType.F32, shape);
         new Rng(SEED, stream).normal(t);
         return t;
     }

@@ -77,7 +77,10 @@ class TrainerGpuTest {
         assertEquals(2 * 4, ct.length, "two test rows of test_loss + 3 levels");
         assertClose(ct, gt, "test loss column");
 
-        // Same file format: EMA and weights were copied back from the device and are close to the CPU's.
+        // Same file format: weights, Adam's moments and EMA were copied back from the device and are
+        // close to the CPU's. Adam turns tiny gradient differences into +-lr steps where a gradient is
+        // near zero, so after 10 steps weights and EMA differ by ~0.1-1% (mean), the moments (sums of
+        // gradients at those weights) by a few %; a state left on the device or not updated is ~100% off.
         Checkpoint.Loaded a = Checkpoint.read(Checkpoint.path(dir.resolve("cpu"), 10));
         Checkpoint.Loaded b = Checkpoint.read(Checkpoint.path(dir.resolve("gpu"), 10));
         assertEquals(a.contents().entries().keySet(), b.contents().entries().keySet());
@@ -89,8 +92,9 @@ class TrainerGpuTest {
                 diff += Math.abs(x[i] - y[i]);
                 mag += Math.abs(x[i]);
             }
-            // Adam amplifies tiny gradient differences where a gradient is near zero: compare means.
-            assertTrue(diff <= 1e-2 * mag + 1e-6 * x.length, name + ": mean |cpu - gpu| " + diff / x.length + ", mean |cpu| " + mag / x.length);
+            double tol = name.startsWith(Checkpoint.OPTIM_PREFIX) ? 0.1 : 1e-2;
+            assertTrue(diff <= tol * mag + 1e-6 * x.length, name + ": mean |cpu - gpu| " + diff / x.length + ", mean |cpu| "
+                    + mag / x.length + " (tolerance " + tol + " of it)");
         }
         assertEquals(a.position(), b.position());
     }
@@ -99,7 +103,11 @@ class TrainerGpuTest {
     void aGpuCheckpointResumesOnTheCpuAndTheOtherWayRound() throws Exception {
         Trainer.Result cpu = train(dir.resolve("cpu"), "cpu");
         Path g = dir.resolve("g2c"), c = dir.resolve("c2g");
-        Trainer.newRun(g, TinyData.config(5, 5, 5, "training.device=cuda")).datasets(TRAIN, TEST).output(System.out, true).run();
+        java.io.ByteArrayOutputStream header = new java.io.ByteArrayOutputStream();
+        Trainer.newRun(g, TinyData.config(5, 5, 5, "training.device=cuda")).datasets(TRAIN, TEST)
+                .output(new java.io.PrintStream(header, true, java.nio.charset.StandardCharsets.UTF_8), false).run();
+        String printed = header.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(printed.contains("\ngpu:   ") && printed.contains("model, Adam and EMA on the GPU"), printed);
         Trainer.newRun(c, TinyData.config(5, 5, 5, "training.device=cpu")).datasets(TRAIN, TEST).output(System.out, true).run();
         Trainer.Result onCpu = Trainer.resume(g, null, List.of("training.n_iters=10", "training.device=cpu")).datasets(TRAIN, TEST)
                 .output(System.out, true).run();

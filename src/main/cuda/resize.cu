@@ -7,7 +7,7 @@
 // output gradients that sample it. i0(d) is non-decreasing in d (float rounding is monotone),
 // and source index r is used by d exactly when i0(d) is r-1 (through i1) or r, so the outputs
 // touching r form the contiguous range [first d with i0 >= r-1, first d with i0 >= r+1),
-// found by binary search per axis.
+// found per axis from the inverse map plus exact correction steps.
 //
 // Bytes per element (for GB/s): forward 4 per input element read + 4 per output element
 // written; backward 4 per output element read (dout) + 4 per input element written (dx).
@@ -33,16 +33,18 @@ static __device__ __forceinline__ int resize_i0(int d, int in, float scale)
     return min((int)floorf(__fmul_rn(scale, (float)d)), in - 1);
 }
 
-// Smallest d in [0, out] with i0(d) >= target (out when there is none).
+// Smallest d in [0, out] with i0(d) >= target (out when there is none): a guess from the
+// real-valued inverse, then corrected step by step with the exact i0 (monotone), so the answer
+// is exact whatever the guess's rounding; usually zero or one correction step.
 static __device__ int resize_first_at_least(int target, int in, int out, float scale)
 {
-    int lo = 0, hi = out;
-    while (lo < hi) {
-        int mid = lo + ((hi - lo) >> 1);
-        if (resize_i0(mid, in, scale) >= target) hi = mid;
-        else lo = mid + 1;
-    }
-    return lo;
+    if (target <= 0) return 0;                  // i0 >= 0 everywhere
+    if (target > in - 1 || scale <= 0.0f) return out;   // i0 <= in-1; scale 0: i0 = 0 everywhere
+    float gf = ceilf((float)target / scale);
+    int g = gf >= (float)out ? out : (int)gf;   // gf >= 1 here
+    while (g > 0 && resize_i0(g - 1, in, scale) >= target) g--;
+    while (g < out && resize_i0(g, in, scale) < target) g++;
+    return g;
 }
 
 // out [planes,OH,OW] from x [planes,H,W]: horizontal pairs first, then vertical (the CPU
@@ -51,10 +53,11 @@ extern "C" __global__ void resize_bilinear_forward_f32(const float* __restrict__
                                                        int H, int W, int OH, int OW, float sy, float sx,
                                                        long long total)
 {
-    long long ohw = (long long)OH * OW;
+    int ohw = OH * OW;   // sizes < 2^31 (Java tensors have int sizes): 32-bit index arithmetic
     NCSN_GRID_STRIDE_LOOP(k, total) {
-        long long q = k / ohw;
-        int rem = (int)(k - q * ohw);
+        int kk = (int)k;
+        long long q = kk / ohw;
+        int rem = kk - (int)q * ohw;
         int i = rem / OW, j = rem - (rem / OW) * OW;
         int y0, y1, x0, x1;
         float ly0, ly1, lx0, lx1;
@@ -76,10 +79,11 @@ extern "C" __global__ void resize_bilinear_backward_f32(const float* __restrict_
                                                         int H, int W, int OH, int OW, float sy, float sx,
                                                         long long total)
 {
-    long long hw = (long long)H * W;
+    int hw = H * W;   // as in the forward: 32-bit index arithmetic
     NCSN_GRID_STRIDE_LOOP(k, total) {
-        long long q = k / hw;
-        int rem = (int)(k - q * hw);
+        int kk = (int)k;
+        long long q = kk / hw;
+        int rem = kk - (int)q * hw;
         int r = rem / W, c = rem - (rem / W) * W;
         int ilo = resize_first_at_least(r - 1, H, OH, sy), ihi = resize_first_at_least(r + 1, H, OH, sy);
         int jlo = resize_first_at_least(c - 1, W, OW, sx), jhi = resize_first_at_least(c + 1, W, OW, sx);

@@ -210,14 +210,21 @@ public final class AvgPool5 {
     }
 
     /**
-     * CUDA launcher for avgpool5_f32 (src/main/cuda/pool.cu): one thread per output element
-     * summing its clipped window (grid-stride); forward and backward (the adjoint is the same operator).
+     * CUDA launcher for avgpool5_f32 (src/main/cuda/pool.cu): one block per 32x8 output tile,
+     * staged with its halo in shared memory; forward and backward (the adjoint is the same operator).
      */
     static final class Gpu {
+        /** Tile of the kernel (AVGPOOL5_TW x AVGPOOL5_TH); the block is one thread per tile element. */
+        private static final int TW = 32, TH = 8;
+
         /** out [planes,H,W] = avgpool5(in [planes,H,W]); out and in must not alias. */
         static void pool(Tensor out, Tensor in, int h, int w) {
-            long total = in.numel();
-            Launch.kernel("avgpool5_f32").ptr(in).ptr(out).i(h).i(w).l(total).elements(total).run();
+            if (in.numel() == 0) return;
+            int planes = in.dim(0) * in.dim(1);
+            int tilesX = (w + TW - 1) / TW, tilesY = (h + TH - 1) / TH;
+            // planes * tiles <= numel (every tile holds an element), so the grid fits an int.
+            Launch.kernel("avgpool5_f32").ptr(in).ptr(out).i(h).i(w).i(tilesX).i(tilesY)
+                    .grid(planes * tilesX * tilesY).block(TW * TH).run();
         }
     }
 

@@ -117,21 +117,39 @@ class NormPoolResizeGpuTest {
         }
     }
 
-    /** Forward-only timing (no autograd: inputs do not require gradients); bytes per element as in the .cu headers. */
+    /**
+     * Timing at an NCSN training size, x [128,128,32,32] (64 MiB): forward alone (inputs without
+     * gradients: no autograd), then forward + backward (the backward adds the leaf-gradient
+     * accumulation, one more read + write of x's size, on top of the op's kernels). Bytes per
+     * element as in the .cu headers (kernel-issued traffic; the second read of x in the CIN++
+     * statistics is normally an L2 hit). Includes the Java launch overhead and, for CIN++, the
+     * labels upload (a synchronous host copy).
+     */
     @Test
     void timing() {
-        int n = 16, c = 128, h = 32, w = 32;
+        int n = 128, c = 128, h = 32, w = 32;
         int[] y = new int[n];
         for (int i = 0; i < n; i++) y[i] = i % 10;
+        long el = (long) n * c * h * w;
         try (Scope s = Scope.open()) {
             Tensor x = OpCatalog.normal(1, n, c, h, w).to(Device.CUDA);
             Tensor e = Tensor.zeros(Device.CUDA, DType.F32, 10, 3 * c).fill(1.0);
-            long el = (long) n * c * h * w;
             time("cin_pp forward (16 B/el issued: stats 8, write 8)", 16.0 * el, () -> CondInstanceNormPlus.apply(x, e, y));
-            time("avgpool5 (8 B/el)", 8.0 * el, () -> AvgPool5.apply(x));
+            time("avgpool5 forward (8 B/el)", 8.0 * el, () -> AvgPool5.apply(x));
             time("meanpool2 forward (5 B per input el)", 5.0 * el, () -> MeanPool2.apply(x));
-            time("resize 32->64 forward (4 B/in + 4 B/out el)", 4.0 * el + 16.0 * el,
-                    () -> BilinearResize.apply(x, 2 * h, 2 * w));
+            time("resize 32->16 forward (4 B/in + 4 B/out el)", 4.0 * el + 1.0 * el, () -> BilinearResize.apply(x, h / 2, w / 2));
+            Tensor small = x.reshape(n, 4 * c, h / 2, w / 2);   // the same bytes as 16x16 planes
+            time("resize 16->32 forward (4 B/in + 4 B/out el)", 4.0 * el + 16.0 * el, () -> BilinearResize.apply(small, h, w));
+            Tensor xg = x.copy().requiresGrad(true), eg = e.copy().requiresGrad(true);
+            Tensor g = Tensor.zeros(Device.CUDA, DType.F32, n, c, h, w).fill(0.5);
+            // fwd+bwd bytes: forward as above; backward = op kernels + leaf accumulation (12 B/el: read acc, read g, write).
+            time("cin_pp fwd+bwd (16 + 20 + 12 B/el)", 48.0 * el, () -> Autograd.backward(CondInstanceNormPlus.apply(xg, eg, y), g));
+            time("avgpool5 fwd+bwd (8 + 8 + 12 B/el)", 28.0 * el, () -> Autograd.backward(AvgPool5.apply(xg), g));
+            Tensor gq = Tensor.zeros(Device.CUDA, DType.F32, n, c, h / 2, w / 2).fill(0.5);
+            time("meanpool2 fwd+bwd (5 + 5 + 12 B/el)", 22.0 * el, () -> Autograd.backward(MeanPool2.apply(xg), gq));
+            time("resize 32->16 fwd+bwd (5 + 5 + 12 B/el)", 22.0 * el, () -> Autograd.backward(BilinearResize.apply(xg, h / 2, w / 2), gq));
+            xg.grad().free();
+            eg.grad().free();
         }
     }
 

@@ -43,8 +43,8 @@ import picocli.CommandLine.Spec;
  *       every parameter gradient of sum(score * r) for a fixed random r. Error per tensor:
  *       max |fast - ref| / max |ref|, limit {@value #MODEL_LIMIT};</li>
  *   <li>train: {@value #TRAIN_STEPS} DSM training steps (Adam, lr 1e-3) on both, same weights,
- *       batch, labels and noise (Philox keyed by the step, drawn on the host and copied to each
- *       backend): the loss curves, max over steps of |fast - ref| / |ref|, limit {@value #TRAIN_LIMIT};</li>
+ *       batch, labels and noise (Philox keyed by the step as in the Trainer: drawn on the fast
+ *       side's device, and on the host for the reference): the loss curves, max over steps of |fast - ref| / |ref|, limit {@value #TRAIN_LIMIT};</li>
  *   <li>kernels outside the catalog, on odd sizes: Philox normal and uniform fills against the
  *       float64 host generator, the Langevin update (plain and masked) and Adam (plain; weight decay
  *       with AMSGrad; sizes across its 4096-element chunks, three steps: the parameter change) against
@@ -292,9 +292,12 @@ public final class SelftestCommand implements Callable<Integer> {
                     int[] labels = new int[batch];
                     new Rng(SEED, STREAM_LABELS, (long) step << 32).ints(labels, LEVELS);
                     try (Scope s = Scope.open()) {
+                        // The Trainer's keying: the fast side draws its noise on its own device (the
+                        // Philox kernel on CUDA), the reference gets the host's float32 draws of the same keys.
+                        Tensor zf = new Rng(SEED, STREAM_NOISE, (long) step << 32).normal(Tensor.empty(device, DType.F32, shape));
                         Tensor z = Tensor.empty(DType.F32, shape);
                         Philox.normal(SEED, STREAM_NOISE, (long) step << 32, z.f32(), 0, z.numel());
-                        lf[step] = trainStep(fast, adamFast, onDevice(x32, device), onDevice(z, device), labels, sigmas);
+                        lf[step] = trainStep(fast, adamFast, onDevice(x32, device), zf, labels, sigmas);
                         lr[step] = trainStep(ref, adamRef, x32.to(DType.F64), z.to(DType.F64), labels, sigmas);
                     }
                     double e = Math.abs(lf[step] - lr[step]) / Math.max(Math.abs(lr[step]), 1e-30);
@@ -521,6 +524,7 @@ public final class SelftestCommand implements Callable<Integer> {
 
     private static String toJson(List<Row> rows, String summary, Device device, long failed) {
         StringBuilder sb = new StringBuilder("{\"device\": ").append(str(device.toString().toLowerCase(Locale.ROOT)))
+                .append(device == Device.CPU ? "" : ", \"gpu\": " + str(CudaContext.get().deviceName()))
                 .append(", \"passed\": ").append(rows.size() - failed).append(", \"failed\": ").append(failed)
                 .append(", \"summary\": ").append(str(summary)).append(", \"rows\": [");
         for (int i = 0; i < rows.size(); i++) {

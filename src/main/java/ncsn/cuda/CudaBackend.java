@@ -1,5 +1,7 @@
 package ncsn.cuda;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.JCudaDriver;
@@ -41,11 +43,19 @@ public final class CudaBackend implements DeviceBackend {
             CudaContext.check("cuMemcpyDtoDAsync(" + 4L * n + " bytes)",
                     () -> JCudaDriver.cuMemcpyDtoDAsync(d, s, 4L * n, ctx.stream()));
         } else if (src.isCpu()) {
-            float[] host = src.dtype() == DType.F32 ? src.f32() : narrow(src.f64());
+            // Ordered on the stream (dst may still be read by pending kernels) without waiting for
+            // them: from pageable memory the driver stages the bytes before the call returns, so
+            // the staging buffer below may be reused at once (CUDA "API synchronization behavior").
+            ByteBuffer staged = staging(n);
+            if (src.dtype() == DType.F32) staged.asFloatBuffer().put(src.f32(), 0, n);
+            else {
+                java.nio.FloatBuffer fb = staged.asFloatBuffer();
+                double[] h = src.f64();
+                for (int i = 0; i < n; i++) fb.put(i, (float) h[i]);
+            }
             CUdeviceptr d = devicePtr("copy", dst);
-            // The stream's pending kernels may still read dst: order the copy after them.
-            ctx.synchronize();
-            CudaContext.check("cuMemcpyHtoD(" + 4L * n + " bytes)", () -> JCudaDriver.cuMemcpyHtoD(d, Pointer.to(host), 4L * n));
+            CudaContext.check("cuMemcpyHtoDAsync(" + 4L * n + " bytes)",
+                    () -> JCudaDriver.cuMemcpyHtoDAsync(d, Pointer.to(staged), 4L * n, ctx.stream()));
         } else {
             CUdeviceptr s = devicePtr("copy", src);
             float[] host = dst.dtype() == DType.F32 ? dst.f32() : new float[n];
@@ -79,9 +89,16 @@ public final class CudaBackend implements DeviceBackend {
         return CudaTensors.storage(op, t).pointer(op).withByteOffset(4L * t.elementOffset());
     }
 
-    private static float[] narrow(double[] d) {
-        float[] f = new float[d.length];
-        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
-        return f;
+    private static final ThreadLocal<ByteBuffer> STAGING = new ThreadLocal<>();
+
+    /** A native-order direct buffer of at least n floats (per thread, grown on demand). */
+    private static ByteBuffer staging(int n) {
+        ByteBuffer b = STAGING.get();
+        if (b == null || b.capacity() < 4L * n) {
+            b = ByteBuffer.allocateDirect(Math.max(4 * n, 1 << 16)).order(ByteOrder.nativeOrder());
+            STAGING.set(b);
+        }
+        b.clear();
+        return b;
     }
 }

@@ -36,7 +36,8 @@ import ncsn.tensor.Tensor;
  *   adam                                 every parameter of the ngf 128 CIFAR-10 model: GB/s
  * </pre>
  * GB/s counts the bytes a pass must move at least (each input read once, each output written
- * once); TFLOP/s only for the convolutions. A backward pass is timed from after its forward to the
+ * once; for the backward entries including the add into the leaf gradient); TFLOP/s only for the
+ * convolutions. A backward pass is timed from after its forward to the
  * end of {@code Autograd.backward}, so it includes the gradient accumulation into the (zeroed)
  * leaf, one extra add over the input or weight. Forward passes run under {@code noGrad}.
  *
@@ -187,8 +188,9 @@ final class KernelBench {
                     }
                 }
             }));
-            // reads x and the output gradient, writes the input gradient (+ the leaf add: 3 more passes)
-            out.add(time("cin_pp bwd", shape, 0, 3 * bytes, steps, warmup,
+            // reads x and the output gradient, writes the input gradient; the add into the leaf
+            // gradient reads 2 and writes 1 more (as for elu bwd; embed's gradient is tiny)
+            out.add(time("cin_pp bwd (+leaf add)", shape, 0, 6 * bytes, steps, warmup,
                     backward(() -> CondInstanceNormPlus.apply(fx, fe, labels), fgy, fx, fe)));
         } catch (RuntimeException | OutOfMemoryError ex) {
             out.add(failed("cin_pp", shape, ex));

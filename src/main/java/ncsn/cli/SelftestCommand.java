@@ -87,6 +87,9 @@ public final class SelftestCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "N", description = "Seed of the op cases' inputs (default: ${DEFAULT-VALUE}).")
     long seed = 7;
 
+    /** Where the table goes; a row's check and variant are printed before it runs (a hang shows which). */
+    private PrintWriter table;
+
     /** One line of the table. */
     record Row(String check, String variant, double error, double limit, boolean passed, String detail) {}
 
@@ -112,6 +115,7 @@ public final class SelftestCommand implements Callable<Integer> {
         } else {
             out.println("selftest on the CPU: float32 kernels against the float64 references");
         }
+        table = out;
         String fast = gpu ? "cuda f32" : "cpu f32";
         List<Row> rows = new ArrayList<>();
         out.printf("%-16s %-46s %10s %8s  %s%n", "check", "shape / variant", "max rel err", "limit", "result");
@@ -124,6 +128,7 @@ public final class SelftestCommand implements Callable<Integer> {
             cases = OpCatalog.all();
         } catch (RuntimeException | LinkageError e) {
             cases = List.of();
+            prefix("ops", "OpCatalog.all()");
             add(rows, out, new Row("ops", "OpCatalog.all()", Double.NaN, 0, false, e.toString()));
         }
         for (OpCatalog.Case c : cases) {
@@ -186,10 +191,17 @@ public final class SelftestCommand implements Callable<Integer> {
         return failed == 0 ? CommandLine.ExitCode.OK : CommandLine.ExitCode.SOFTWARE;
     }
 
+    /** The row's first two columns, printed before the check runs. */
+    private void prefix(String check, String variant) {
+        String v = variant.length() > 46 ? variant.substring(0, 45) + "~" : variant;
+        table.printf(Locale.ROOT, "%-16s %-46s ", check, v);
+        table.flush();
+    }
+
+    /** The rest of the row (after {@link #prefix}). */
     private static void add(List<Row> rows, PrintWriter out, Row r) {
         rows.add(r);
-        String v = r.variant().length() > 46 ? r.variant().substring(0, 45) + "~" : r.variant();
-        out.printf(Locale.ROOT, "%-16s %-46s %10.3e %8.1e  %s%n", r.check(), v, r.error(), r.limit(), r.passed() ? "pass" : "FAIL");
+        out.printf(Locale.ROOT, "%10.3e %8.1e  %s%n", r.error(), r.limit(), r.passed() ? "pass" : "FAIL");
         out.flush();
     }
 
@@ -202,6 +214,7 @@ public final class SelftestCommand implements Callable<Integer> {
      * inside the check, so an asynchronous kernel fault is charged to the check that caused it.
      */
     private Row isolated(String check, String variant, double limit, CheckBody body) {
+        prefix(check, variant);
         try {
             Row r = body.run();
             if (gpu) CudaContext.get().synchronize();

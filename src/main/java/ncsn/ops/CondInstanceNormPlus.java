@@ -621,8 +621,8 @@ public final class CondInstanceNormPlus {
         private static final ThreadLocal<Uploaded> LAST = new ThreadLocal<>();
 
         /**
-         * labels [N] as a float32 tensor on x's device. The upload is a synchronous host copy (it
-         * waits for the stream), and a model applies CIN++ dozens of times per forward with the
+         * labels [N] as a float32 tensor on x's device. Each upload costs an allocation, a staging
+         * copy and a driver call, and a model applies CIN++ dozens of times per forward with the
          * same labels, so the last upload is reused while it is still live: it was allocated
          * like any temporary (owned by the scope open at the time, if any) and a closed scope
          * makes it not live, so a reused copy never outlives what a fresh one would have.

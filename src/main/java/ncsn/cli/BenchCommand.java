@@ -234,10 +234,11 @@ public final class BenchCommand implements Callable<Integer> {
         long estimate = dev == Device.CPU ? checkMemory(cfg) : 0;
 
         BufferPool.clear();
-        Step step = mode == Mode.train ? new TrainStep(cfg, batch, imageSize, dev) : new SampleStep(cfg, batch, imageSize, dev);
+        Step step = null;
         double[] seconds = new double[steps];
         long peak = 0, peakDevice = 0;
         try {
+            step = mode == Mode.train ? new TrainStep(cfg, batch, imageSize, dev) : new SampleStep(cfg, batch, imageSize, dev);
             for (int i = 0; i < warmup; i++) step.run(i);
             if (ctx != null) ctx.synchronize();
             System.gc();
@@ -262,7 +263,11 @@ public final class BenchCommand implements Callable<Integer> {
         } catch (CudaError e) {
             throw new BadInput("bench: --device cuda failed: " + e.getMessage());
         } finally {
-            step.release();
+            try {
+                if (step != null) step.release();
+            } catch (RuntimeException e) { // a broken CUDA context: the error above (or none) is what to report
+                err.println("bench: freeing device memory failed: " + e.getMessage());
+            }
         }
 
         double[] sorted = seconds.clone();

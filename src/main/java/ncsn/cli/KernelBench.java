@@ -428,7 +428,14 @@ final class KernelBench {
         return t;
     }
 
+    /** Best effort: after a kernel fault the context may refuse even this; the entry already failed. */
     private static void free(Tensor... ts) {
-        for (Tensor t : ts) if (t != null && t.isLive()) t.free();
+        for (Tensor t : ts) {
+            try {
+                if (t != null && t.isLive()) t.free();
+            } catch (RuntimeException e) {
+                // keep going: the next entries report their own errors
+            }
+        }
     }
 }

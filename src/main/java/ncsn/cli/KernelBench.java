@@ -283,18 +283,12 @@ final class KernelBench {
         } catch (RuntimeException | OutOfMemoryError e) {
             out.add(failed("adam", shape, e));
         } finally {
-            if (model != null && dev != Device.CPU) {
-                for (Tensor p : model.parameters().values()) {
-                    if (p.grad() != null && p.grad().isLive()) p.grad().free();
-                    if (p.isLive()) p.free();
-                }
-            }
+            if (model != null && dev != Device.CPU)
+                for (Tensor p : model.parameters().values()) free(p.grad(), p);
             if (adam != null) {
                 for (int i = 0; i < adam.params().size(); i++) {
                     Adam.ParamState st = adam.state(i);
-                    if (st == null) continue;
-                    for (Tensor t : new Tensor[] {st.expAvg(), st.expAvgSq(), st.maxExpAvgSq()})
-                        if (t != null && t.isLive()) t.free();
+                    if (st != null) free(st.expAvg(), st.expAvgSq(), st.maxExpAvgSq());
                 }
             }
         }

@@ -90,11 +90,18 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--tf32", choices=["default", "on", "off"], default="default",
+                    help="CUDA only: TF32 tensor cores for cuDNN convolutions and matmuls. 'default' keeps "
+                         "PyTorch's (on for cuDNN convolutions, off for matmuls); 'off' is float32 throughout, "
+                         "like the engine's kernels.")
     a = ap.parse_args(argv)
     if a.device == "cuda":
         if not torch.cuda.is_available():
             fail("--device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch build); use --device cpu.")
         torch.backends.cudnn.benchmark = True
+        if a.tf32 != "default":
+            torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+            torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     dev = torch.device(a.device)
     if a.ngf < 2 or a.channels < 1 or a.batch < 1 or a.steps < 1 or a.warmup < 0:
         fail("--ngf >= 2, --channels >= 1, --batch >= 1, --steps >= 1 and --warmup >= 0 are required.")
@@ -181,6 +188,8 @@ def main(argv=None):
         r["peak_device_bytes"] = torch.cuda.max_memory_allocated()
         r["achieved_tflops"] = fwd * gflop * a.batch / med / 1e3
         r["timing"] = "cuda events"
+        r["tf32_conv"] = torch.backends.cudnn.allow_tf32
+        r["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     text = json.dumps(r)
     print(text)
     if a.json:

@@ -266,7 +266,10 @@ public final class InfoCommand implements Callable<Integer> {
             } catch (ClassNotFoundException e) {
                 return "not used (no JCublas dependency)";
             } catch (LinkageError e) {
-                return "JCublas present but unusable (" + e + ")";
+                // JCublas 12.6's native library links libcublas.so.12 (CUDA 12's cuBLAS); its
+                // loader error runs to dozens of lines, so keep the first.
+                return "not available (" + firstLine(String.valueOf(e)) + "; JCublas 12.6 needs libcublas.so.12)"
+                        + ", conv2d and linear use our own kernels";
             }
             try {
                 jcuda.jcublas.JCublas2.setExceptionsEnabled(false);

@@ -1,18 +1,16 @@
 package ncsn.cli;
 
+import ncsn.cuda.RequiresGpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
-import ncsn.cuda.CudaProbe;
 import ncsn.io.SafeTensors;
 import ncsn.rng.Rng;
 import ncsn.sample.TinyModels;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,19 +19,13 @@ import org.junit.jupiter.api.io.TempDir;
  * on a tiny random network: the same files, values within 1e-3 of the largest. Skipped, with the
  * probe's reason, on machines without a usable GPU.
  */
+@RequiresGpu
 class DeviceCommandsGpuTest {
     static final double REL = 1e-3;
 
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] DeviceCommandsGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     private static void assertClose(float[] cpu, float[] gpu, String what) {
         assertEquals(cpu.length, gpu.length, what);

@@ -10,8 +10,6 @@ import ncsn.optim.Adam;
 import ncsn.tensor.DType;
 import ncsn.tensor.Device;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -29,16 +27,10 @@ import org.junit.jupiter.api.Test;
  * only keeps a single rounding surprise from hiding the report of how many elements differ.
  * Skipped, with the probe's reason, without a usable GPU.
  */
+@RequiresGpu
 class AdamGpuTest {
     private static final int[] SIZES = {1, 3, 4097, 257, 8193, 5, 4096};
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] AdamGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     @Test
     void plain() {

@@ -12,8 +12,6 @@ import ncsn.ops.Linear;
 import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,16 +23,10 @@ import org.junit.jupiter.api.Test;
  * (FLOPs per pass = 2 N Co Ci kh kw Ho Wo). The small awkward shapes are OpCatalogGpuTest's.
  * Skipped without a usable GPU.
  */
+@RequiresGpu
 class Conv2dGpuTest {
     private static final double LIMIT = 1e-4;
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] Conv2dGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     @Test
     void convMatchesCpuAtNcsnSizes() {

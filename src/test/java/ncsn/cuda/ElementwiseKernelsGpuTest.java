@@ -20,8 +20,6 @@ import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -45,6 +43,7 @@ import org.junit.jupiter.api.Test;
  *       float64; its gradient within 4 ulp plus 1e-9 of the largest magnitude.</li>
  * </ul>
  */
+@RequiresGpu
 class ElementwiseKernelsGpuTest {
     /** Awkward sizes: empty, single, around the block size, odd, and beyond one full grid (grid-stride). */
     private static int[] sizes() {
@@ -52,13 +51,6 @@ class ElementwiseKernelsGpuTest {
         return new int[] {0, 1, 7, 255, 256, 257, 1000, 65537, fullGrid + 3, 2 * fullGrid + 129};
     }
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] ElementwiseKernelsGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     private static float[] normal(int n, long seed, double scale) {
         SplittableRandom r = new SplittableRandom(seed);

@@ -10,8 +10,6 @@ import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -27,6 +25,7 @@ import org.junit.jupiter.api.Test;
  * rounding boundary: then the neighbouring float, 1 ulp away. Masked elements equal known[j]
  * exactly. Skipped, with the probe's reason, without a usable GPU.
  */
+@RequiresGpu
 class LangevinGpuTest {
     private static final long[][] KEYS = {
             // seed, stream, offset
@@ -35,13 +34,6 @@ class LangevinGpuTest {
             {-1L, 0x100000001L, (1L << 32) + 3},
     };
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] LangevinGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     private static float[] random(SplittableRandom r, int n, double scale) {
         float[] a = new float[n];

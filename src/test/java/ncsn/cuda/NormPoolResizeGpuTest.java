@@ -15,8 +15,6 @@ import ncsn.tensor.DType;
 import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -27,14 +25,8 @@ import org.junit.jupiter.api.Test;
  * bit-for-bit reproducible (no atomics), and one timing line per op with the bytes each kernel
  * moves (see the .cu headers), for the record. Skipped without a usable GPU.
  */
+@RequiresGpu
 class NormPoolResizeGpuTest {
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] NormPoolResizeGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     /** x ~ N(0,1) + channel offsets; embed rows gamma, alpha = 1 + 0.5 N(0,1), beta = N(0,1) (as the catalog's cases). */
     private static LongFunction<Tensor[]> cinInputs(int n, int c, int h, int w, int classes, double offset) {

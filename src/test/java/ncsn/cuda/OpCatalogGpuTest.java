@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.stream.Stream;
 import ncsn.ops.OpCatalog;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -14,14 +12,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * float64 reference, with {@link OpCatalog#gpuTolerance}. Skipped, with the probe's reason, on
  * machines without a usable GPU. {@code ncsn selftest --gpu} runs the same comparisons from the jar.
  */
+@RequiresGpu
 class OpCatalogGpuTest {
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] OpCatalogGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     static Stream<OpCatalog.Case> cases() {
         return OpCatalog.all().stream();

@@ -10,8 +10,6 @@ import ncsn.tensor.DType;
 import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -27,6 +25,7 @@ import org.junit.jupiter.api.Test;
  * which changes the rounded float only when it sits on a rounding boundary). Offsets advance by
  * the same number of blocks. Skipped, with the probe's reason, without a usable GPU.
  */
+@RequiresGpu
 class PhiloxGpuTest {
     private static final long[][] KEYS = {
             // seed, stream, offset
@@ -35,13 +34,6 @@ class PhiloxGpuTest {
             {-1L, 0x100000001L, (1L << 32) + 3},
     };
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] PhiloxGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     /** Awkward sizes, plus one whose 4-element blocks exceed a full grid of threads. */
     static int[] sizes() {

@@ -1,19 +1,17 @@
 package ncsn.model;
 
+import ncsn.cuda.RequiresGpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import ncsn.autograd.Autograd;
-import ncsn.cuda.CudaProbe;
 import ncsn.rng.Rng;
 import ncsn.tensor.DType;
 import ncsn.tensor.Device;
 import ncsn.tensor.Scope;
 import ncsn.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -22,16 +20,10 @@ import org.junit.jupiter.api.Test;
  * Tolerance: 1e-3 of max |reference score| (float32 through ~60 convolutions and norms; the op
  * tests hold each op to 1e-4 / 1e-3).
  */
+@RequiresGpu
 class CondRefineNetDilatedGpuTest {
     static final double REL = 1e-3;
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] CondRefineNetDilatedGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     /** Random x in [0,1) [n, c, size, size], float32 values held in a float64 tensor (exact on both sides). */
     private static Tensor input(int n, int c, int size, long seed) {

@@ -1,16 +1,14 @@
 package ncsn.sample;
 
+import ncsn.cuda.RequiresGpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.concurrent.atomic.AtomicInteger;
-import ncsn.cuda.CudaProbe;
 import ncsn.model.CondRefineNetDilated;
 import ncsn.ops.AnnealedDsm;
 import ncsn.tensor.Device;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -19,17 +17,11 @@ import org.junit.jupiter.api.Test;
  * one grey level, and x on the device at every network call. Skipped, with the probe's reason, on
  * machines without a usable GPU.
  */
+@RequiresGpu
 class ImageSamplerGpuTest {
     static final double REL = 1e-3;
     static final double[] SIGMAS = AnnealedDsm.sigmas(1.0, 0.05, 3);
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] ImageSamplerGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     /** The GPU network's score, checking that every call gets device tensors (no host round trip of x). */
     private static ImageSampler gpuSampler(CondRefineNetDilated cpu, AtomicInteger calls) {

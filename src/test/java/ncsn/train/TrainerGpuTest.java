@@ -1,17 +1,15 @@
 package ncsn.train;
 
+import ncsn.cuda.RequiresGpu;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import ncsn.cuda.CudaProbe;
 import ncsn.data.ImageDataset;
 import ncsn.tensor.DType;
 import ncsn.tensor.Device;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * device, and checkpoints that resume on the other device. Skipped, with the probe's reason, on
  * machines without a usable GPU.
  */
+@RequiresGpu
 class TrainerGpuTest {
     static final double REL = 1e-3;
     static final ImageDataset TRAIN = TrainerTest.TRAIN, TEST = TrainerTest.TEST;
@@ -28,13 +27,6 @@ class TrainerGpuTest {
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void requireGpu() {
-        if (!CudaProbe.available())
-            System.err.println("[ncsn] TrainerGpuTest skipped: no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.available(), "no usable GPU: " + CudaProbe.reason());
-        Assumptions.assumeTrue(CudaProbe.fatbinPresent(), "kernel fatbin not built (no nvcc at build time)");
-    }
 
     private Trainer.Result train(Path run, String device, String... sets) throws Exception {
         String[] all = new String[sets.length + 1];

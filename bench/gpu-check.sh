@@ -8,18 +8,26 @@
 # Steps, most important first, each time-boxed by its own limit and by BUDGET (seconds for the
 # whole script, default 600); a failing step is recorded and the rest still run:
 #   info, selftest --gpu, compute-sanitizer memcheck on selftest --gpu --quick, kernel benchmarks,
-#   train/sample step benchmarks against PyTorch on the same GPU, the JUnit GPU tests, and (when
+#   train/sample step benchmarks against PyTorch on the same GPU, the JUnit GPU tests, the JMH GPU
+#   benchmarks (when benchmarks.jar is packed), and (when
 #   FM_DATA names a Fashion-MNIST folder) the default training run on the GPU followed by sampling.
+#   With SAMPLE_CHECKPOINT=FILE: `ncsn sample --device cuda` from that checkpoint (100 samples).
 # Output (few files, so all of it can be copied back): OUT/all.log (every step's output, appended
-# as it runs), OUT/summary.txt, the benchmark JSON files. The summary table is printed last.
+# as it runs, including the step benchmarks' JSON), OUT/summary.txt, OUT/bench_kernels.json,
+# OUT/jmh_gpu.json, and the samples' samples.png and timing.json. Scratch goes to a temporary folder.
+# The summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 out="${1:-${OUT:-/tmp/ncsn-gpu-check}}"
 budget=${BUDGET:-600}
-mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/ncsn-gpu-work.XXXXXX")
+mkdir -p "$out" "$work"
 java=(bash .device/java.sh -Xss8m -XX:+UseParallelGC ${JAVA_OPTS:-})
+# benchmarks.jar (-Pbench) holds everything ncsn-engine.jar does plus the JMH benchmarks: pack
+# either; with benchmarks.jar the JMH GPU benchmarks run too.
 jar=.device/ncsn-engine.jar
-ncsn=("${java[@]}" -Xmx48g -jar "$jar")
+[[ -f .device/benchmarks.jar ]] && jar=.device/benchmarks.jar
+ncsn=("${java[@]}" -Xmx48g -cp "$jar" ncsn.cli.Main)
 log="$out/all.log"
 summary="$out/summary.txt"
 : > "$summary"
@@ -52,21 +60,29 @@ for mode in train sample; do
   if [[ $mode == train ]]; then args="--ngf 64 --channels 1 --image-size 28 --batch 128 --steps 10 --warmup 3"
   else args="--ngf 64 --channels 1 --image-size 28 --batch 25 --steps 20 --warmup 5"; fi
   # shellcheck disable=SC2086
-  step "engine-$mode" 60 "${ncsn[@]}" bench $mode $args --device cuda --json "$out/engine_$mode.json"
+  step "engine-$mode" 60 "${ncsn[@]}" bench $mode $args --device cuda --json "$work/engine_$mode.json"
   # shellcheck disable=SC2086
-  step "torch-$mode"  60 python3 bench/torch_baseline.py $mode $args --device cuda --json "$out/torch_$mode.json"
+  step "torch-$mode"  60 python3 bench/torch_baseline.py $mode $args --device cuda --json "$work/torch_$mode.json"
 done
 step junit-gpu     180  "${java[@]}" -jar .device/junit-console.jar execute \
         --class-path ".device/test-classes:$jar" --scan-class-path .device/test-classes --include-classname '.*Gpu.*Test' \
         --details=summary --disable-banner
+if [[ $jar == *benchmarks.jar ]]; then
+  step jmh-gpu     150  "${java[@]}" -jar "$jar" GpuKernelBench -p layer=128ch_32x32_d1 \
+        -f 1 -wi 2 -i 3 -w 0.5s -r 0.5s -rf json -rff "$out/jmh_gpu.json"
+fi
+ck=${SAMPLE_CHECKPOINT:-}
 if [[ -n "${FM_DATA:-}" ]]; then
-  step train-fm    300  "${ncsn[@]}" train --device cuda --run "$out/fm" --set "data.path=$FM_DATA" --quiet
-  ck=$(ls -1 "$out"/fm/checkpoints/*.safetensors 2>/dev/null | sort -V | tail -n 1)
-  [[ -n "$ck" ]] && step sample-fm 120 "${ncsn[@]}" sample --device cuda --checkpoint "$ck" --out "$out/fm_samples" --n 100 --denoise
+  step train-fm    300  "${ncsn[@]}" train --device cuda --run "$work/fm" --set "data.path=$FM_DATA" --quiet
+  ck=$(ls -1 "$work"/fm/checkpoints/*.safetensors 2>/dev/null | sort -V | tail -n 1)
+fi
+if [[ -n "$ck" ]]; then
+  step sample      120  "${ncsn[@]}" sample --device cuda --checkpoint "$ck" --out "$work/samples" --n 100 --denoise
+  cp "$work/samples/samples.png" "$work/samples/timing.json" "$out/" 2>/dev/null
 fi
 
 # Ratios engine/torch of images per second, when both JSON files exist.
-python3 - "$out" >> "$summary" 2>&1 <<'PY'
+python3 - "$work" >> "$summary" 2>&1 <<'PY'
 import json, os, sys
 out = sys.argv[1]
 for mode in ("train", "sample"):

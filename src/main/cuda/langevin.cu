@@ -31,12 +31,13 @@ static __device__ __forceinline__ void ncsn_langevin_put(float* x, const float* 
     }
 }
 
-// mask and known: both null (plain step) or both float[n].
-extern "C" __global__ void langevin_update_f32(float* x, const float* score, const float* mask, const float* known,
-                                               long long n, long long step_bits, long long noise_bits,
-                                               long long seed, long long stream, long long offset)
+// The whole step over ceil(n / 4) Philox blocks, grid-stride; shared by langevin_update_f32 and
+// langevin_update_dev_f32 so that both do exactly the same arithmetic (a CUDA graph replay must be
+// bit-identical to the plain launches).
+static __device__ __forceinline__ void ncsn_langevin_step(float* x, const float* score, const float* mask,
+                                                          const float* known, long long n, double step, double noise,
+                                                          long long seed, long long stream, long long offset)
 {
-    const double step = __longlong_as_double(step_bits), noise = __longlong_as_double(noise_bits);
     const long long blocks = (n + 3) >> 2;
     NCSN_GRID_STRIDE_LOOP(b, blocks) {
         uint4 w = ncsn_philox_block((unsigned long long)seed, (unsigned long long)stream,
@@ -54,6 +55,51 @@ extern "C" __global__ void langevin_update_f32(float* x, const float* score, con
             if (m > 3) ncsn_langevin_put(x, score, mask, known, step, noise, j + 3, z3);
         }
     }
+}
+
+// mask and known: both null (plain step) or both float[n].
+extern "C" __global__ void langevin_update_f32(float* x, const float* score, const float* mask, const float* known,
+                                               long long n, long long step_bits, long long noise_bits,
+                                               long long seed, long long stream, long long offset)
+{
+    ncsn_langevin_step(x, score, mask, known, n, __longlong_as_double(step_bits), __longlong_as_double(noise_bits),
+                       seed, stream, offset);
+}
+
+// ---- CUDA graph replay (ncsn.sample.LangevinGraph) -------------------------------------------------
+// A captured step cannot take per-step scalars as launch arguments (they are baked into the graph),
+// so the graph variant reads them from a tiny device buffer p[5] = {step bits, noise bits, seed,
+// stream, Philox block offset} (long long each): set once before the replays by
+// langevin_params_set_f32, read by langevin_update_dev_f32, and advanced by
+// langevin_params_advance_f32, a separate one-thread kernel captured after the update (stream order
+// makes it run after every thread of the update has read the offset).
+
+// p[0..4] = the five scalars; launch with one thread.
+extern "C" __global__ void langevin_params_set_f32(long long* p, long long step_bits, long long noise_bits,
+                                                   long long seed, long long stream, long long offset)
+{
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        p[0] = step_bits;
+        p[1] = noise_bits;
+        p[2] = seed;
+        p[3] = stream;
+        p[4] = offset;
+    }
+}
+
+// p[4] += blocks (the next step's Philox offset); launch with one thread.
+extern "C" __global__ void langevin_params_advance_f32(long long* p, long long blocks)
+{
+    if (blockIdx.x == 0 && threadIdx.x == 0) p[4] += blocks;
+}
+
+// langevin_update_f32 with the scalars read from p (see above); p is only read here.
+extern "C" __global__ void langevin_update_dev_f32(float* x, const float* score, const float* mask, const float* known,
+                                                   long long n, const long long* p)
+{
+    const long long step_bits = p[0], noise_bits = p[1], seed = p[2], stream = p[3], offset = p[4];
+    ncsn_langevin_step(x, score, mask, known, n, __longlong_as_double(step_bits), __longlong_as_double(noise_bits),
+                       seed, stream, offset);
 }
 
 // x[j] = known[j] wherever mask[j] != 0 (LangevinUpdate.assignMasked); other elements untouched.

@@ -25,6 +25,8 @@ import ncsn.ops.AnnealedDsm;
 import ncsn.optim.Adam;
 import ncsn.rng.Philox;
 import ncsn.rng.Rng;
+import ncsn.sample.ImageSampler;
+import ncsn.sample.LangevinGraph;
 import ncsn.sample.LangevinUpdate;
 import ncsn.tensor.BufferPool;
 import ncsn.tensor.DType;
@@ -77,7 +79,10 @@ import picocli.CommandLine.Spec;
  * the step's first launch to its last, host gaps included. The result adds device ("cpu" or
  * "cuda"; always present), gpu, peak_device_bytes (the caching allocator's peak in use) and
  * achieved_tflops; no heap estimate is made (estimated_heap_bytes 0). Without a usable GPU it
- * refuses with the probe's reason (exit 2).
+ * refuses with the probe's reason (exit 2). {@code sample --device cuda} then also times the step as
+ * the sampler runs it replayed as a CUDA graph ({@link LangevinGraph}; {@code --no-cuda-graph} skips
+ * it): graph ("replayed" or "failed: why"), graph_seconds_per_step_median / _min, graph_speedup
+ * (plain median / graph median), graph_peak_device_bytes, graph_seconds_per_step.
  *
  * <p>{@code bench kernels --device cuda}: the kernel benchmarks of {@link KernelBench} (one JSON
  * object with a "kernels" list; exit 1 if an entry failed); {@code --device cpu} runs the same
@@ -124,6 +129,11 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** --batch, or the mode's default. */
     int batch = 128;
+
+    @Option(names = "--no-cuda-graph",
+            description = "sample --device cuda: time the plain steps only (default: also the step replayed as a CUDA graph,"
+                    + " graph_* keys).")
+    boolean noCudaGraph;
 
     @Option(names = "--steps", paramLabel = "N", description = "Timed steps (default: ${DEFAULT-VALUE}).")
     int steps = 5;
@@ -235,8 +245,9 @@ public final class BenchCommand implements Callable<Integer> {
 
         BufferPool.clear();
         Step step = null;
-        double[] seconds = new double[steps];
-        long peak = 0, peakDevice = 0;
+        double[] seconds = new double[steps], graphSeconds = new double[steps];
+        long peak = 0, peakDevice = 0, graphPeakDevice = 0;
+        String graphStatus = null;
         try {
             step = mode == Mode.train ? new TrainStep(cfg, batch, imageSize, dev) : new SampleStep(cfg, batch, imageSize, dev);
             for (int i = 0; i < warmup; i++) step.run(i);
@@ -260,6 +271,10 @@ public final class BenchCommand implements Callable<Integer> {
             }
             for (MemoryPoolMXBean p : heap) peak += p.getPeakUsage().getUsed();
             if (ctx != null) peakDevice = ctx.allocator().peakBytesInUse();
+            if (ctx != null && mode == Mode.sample && !noCudaGraph) {
+                graphStatus = timeGraph(ctx, (SampleStep) step, graphSeconds, warmup + steps);
+                graphPeakDevice = ctx.allocator().peakBytesInUse();
+            }
         } catch (CudaError e) {
             throw new BadInput("bench: --device cuda failed: " + e.getMessage());
         } finally {
@@ -291,6 +306,19 @@ public final class BenchCommand implements Callable<Integer> {
             r.put("peak_device_bytes", peakDevice);
             r.put("achieved_tflops", forwardsPerStep * gflop * batch / median / 1e3);
             r.put("timing", "cuda events");
+            if (graphStatus != null) {
+                r.put("graph", graphStatus);
+                if (graphStatus.equals("replayed")) {
+                    double[] gs = graphSeconds.clone();
+                    Arrays.sort(gs);
+                    double gm = gs.length % 2 == 1 ? gs[gs.length / 2] : 0.5 * (gs[gs.length / 2 - 1] + gs[gs.length / 2]);
+                    r.put("graph_seconds_per_step_median", gm);
+                    r.put("graph_seconds_per_step_min", gs[0]);
+                    r.put("graph_speedup", median / gm);
+                    r.put("graph_peak_device_bytes", graphPeakDevice);
+                    r.put("graph_seconds_per_step", graphSeconds);
+                }
+            }
         }
         r.put("mode", mode.name());
         r.put("engine", "ncsn-engine");
@@ -303,6 +331,37 @@ public final class BenchCommand implements Callable<Integer> {
         r.put("threads", used);
         r.put("seconds_per_step", seconds);
         return r;
+    }
+
+    /**
+     * bench sample --device cuda, second part: the same step as the sampler runs it (networkScore
+     * into a score buffer, then the fused update) replayed as a CUDA graph ({@link LangevinGraph}):
+     * one plain warm-up step, the capture, --warmup untimed replays, then --steps replays, each timed
+     * with CUDA events like the plain steps. Returns "replayed", or "failed: why" when graphs were
+     * given up (the plain numbers stand either way). x keeps evolving from where the plain steps left it.
+     */
+    private String timeGraph(CudaContext ctx, SampleStep step, double[] out, long firstStep) {
+        Tensor s = Tensor.persistent(step.x.device(), DType.F32, step.x.shape());
+        long blocks = step.blocksPerStep, i = firstStep;
+        try (Autograd.NoGrad ng = Autograd.noGrad();
+             LangevinGraph g = new LangevinGraph(ImageSampler.networkScore(step.model), step.x, LEVELS - 1)) {
+            g.warmScore(s);
+            LangevinUpdate.apply(step.x, s, EPS, SEED, STREAM_LANGEVIN, i++ * blocks);
+            if (!g.capture(s, null, null, EPS, SEED, STREAM_LANGEVIN, i * blocks, blocks)) return "failed: " + g.failure();
+            for (int w = 0; w < warmup; w++) g.replay();
+            ctx.synchronize();
+            for (int k = 0; k < out.length; k++) {
+                try (CudaContext.EventTimer t = ctx.startTimer()) {
+                    g.replay();
+                    out[k] = t.stopMillis() * 1e-3;
+                }
+            }
+            return "replayed";
+        } catch (CudaError e) { // the plain numbers stand; a broken context shows up in the release after
+            return "failed: " + e.getMessage();
+        } finally {
+            s.free();
+        }
     }
 
     private static void check(boolean ok, String message) throws BadInput {

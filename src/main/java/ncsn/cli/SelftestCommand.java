@@ -48,7 +48,9 @@ import picocli.CommandLine.Spec;
  *   <li>kernels outside the catalog, on odd sizes: Philox normal and uniform fills against the
  *       float64 host generator, the Langevin update (plain and masked) and Adam (plain; weight decay
  *       with AMSGrad; sizes across its 4096-element chunks, three steps: the parameter change) against
- *       their float64 references (limit {@value #KERNEL_LIMIT} of max|ref|).</li>
+ *       their float64 references (limit {@value #KERNEL_LIMIT} of max|ref|);</li>
+ *   <li>with --gpu only, graph: short annealed and plain Langevin runs of the image sampler with
+ *       CUDA graph replay against the same runs without it: bit-identical samples (limit 0).</li>
  * </ol>
  * Each check is isolated: an exception (e.g. an op with no GPU kernel yet) is a FAIL row with its
  * message and the rest still run. Exit code 0 when all pass, 1 when any failed, 2 for --gpu
@@ -168,6 +170,11 @@ public final class SelftestCommand implements Callable<Integer> {
         for (boolean decay : new boolean[] {false, true})
             add(rows, out, isolated("adam " + kcheck, (decay ? "wd 1e-2 amsgrad" : "plain") + ", 3 steps, [5,3,3,3] [7] [4099]",
                     1e-4, () -> adamCheck(dk, decay, "adam " + kcheck)));
+
+        // (e) CUDA graph replay of the Langevin steps against plain launches: bit-identical samples.
+        if (gpu)
+            add(rows, out, isolated("graph cuda f32", "annealed 3x4 + plain 5 steps, x [3,1,16,16]", 0,
+                    () -> graphCheck("graph cuda f32", "annealed 3x4 + plain 5 steps, x [3,1,16,16]")));
 
         long failed = rows.stream().filter(r -> !r.passed()).count();
         String summary = (rows.size() - failed) + " passed, " + failed + " failed";
@@ -357,6 +364,45 @@ public final class SelftestCommand implements Callable<Integer> {
     }
 
     /** LangevinUpdate on float32 (on {@code device}) against float64 on the CPU, same inputs and keying. */
+    /**
+     * ImageSampler on CUDA with and without CUDA graph replay (LangevinGraph), same seed: annealed
+     * (3 levels x 4 steps, 3 images in batches of 2, denoised, with frames) and plain Langevin (5 steps
+     * at level 1). The error is max |graph - plain| over the samples, which must be exactly 0, and the
+     * graph runs must really have replayed steps (a silent fallback would compare plain with plain).
+     */
+    private static Row graphCheck(String check, String variant) {
+        CondRefineNetDilated m32 = new CondRefineNetDilated(new ModelConfig(1, NGF, 3, false), DType.F32);
+        m32.initialize(SEED);
+        CondRefineNetDilated dev = m32.to(Device.CUDA);
+        try {
+            double[] sigmas = AnnealedDsm.sigmas(1.0, 0.05, 3);
+            ncsn.sample.ImageSampler.Settings[] runs = {
+                    ncsn.sample.ImageSampler.Settings.annealed(3, 7, 4, 2e-4, 2, true, true),
+                    ncsn.sample.ImageSampler.Settings.langevin(3, 9, 1, 5, 1e-3, 3, false, false)};
+            double worst = 0;
+            StringBuilder detail = new StringBuilder();
+            boolean ok = true;
+            for (ncsn.sample.ImageSampler.Settings st : runs) {
+                ncsn.sample.ImageSampler plain = ncsn.sample.ImageSampler.forModel(dev, sigmas, SIZE).cudaGraph(false);
+                ncsn.sample.ImageSampler graph = ncsn.sample.ImageSampler.forModel(dev, sigmas, SIZE).cudaGraph(true);
+                float[] a = plain.sample(st, null).samples().f32(), b = graph.sample(st, null).samples().f32();
+                double d = 0;
+                for (int i = 0; i < a.length; i++) {
+                    double e = Math.abs((double) a[i] - b[i]);
+                    if (!(e <= d)) d = Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
+                }
+                worst = Math.max(worst, d);
+                if (graph.graphReplays() == 0) ok = false;
+                detail.append(String.format(Locale.ROOT, "%s: max |graph - plain| %.3e, %d replayed steps%s; ", st.kind(), d,
+                        graph.graphReplays(), graph.graphFailure() == null ? "" : " (gave up: " + graph.graphFailure() + ")"));
+            }
+            ok &= worst == 0;
+            return new Row(check, variant, worst, 0, ok, detail.toString());
+        } finally {
+            release(dev);
+        }
+    }
+
     private static Row langevinCheck(Device device, boolean masked, String check) {
         int[] shape = {3, 2, 7, 9}; // 378 elements: not a multiple of the 4 draws of a Philox block
         try (Scope s = Scope.open()) {

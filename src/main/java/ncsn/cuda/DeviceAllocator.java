@@ -1,8 +1,12 @@
 package ncsn.cuda;
 
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Caching allocator for device memory. A training step requests the same sizes every time, so
@@ -24,6 +28,11 @@ import java.util.Map;
  * <p><b>Out of memory.</b> When the raw allocation reports out-of-memory, every cached block is
  * freed and the allocation retried once; if it still fails a {@link CudaError}
  * ({@code CUDA_ERROR_OUT_OF_MEMORY}) says how much was requested, in use and cached.
+ *
+ * <p><b>Holds</b> ({@link #hold()}): a CUDA graph bakes the device addresses of the temporaries
+ * its captured work used into the graph, so those blocks must not serve anyone else while the
+ * graph is replayed. While a hold is open, released blocks are kept by the hold (still counted in
+ * use) instead of going back to the free lists; closing the hold returns them.
  *
  * <p>The raw memory comes from a {@link Raw} backend ({@code cuMemAlloc}/{@code cuMemFree} in
  * {@link CudaContext}); tests drive the bookkeeping with a fake backend on machines without a GPU.
@@ -63,8 +72,58 @@ public final class DeviceAllocator {
         }
     }
 
+    /**
+     * Blocks released while it was open (kept, not reusable) and blocks allocated while it was
+     * open. One hold at a time; close it (try-with-resources) to return the kept blocks.
+     */
+    public final class Hold implements AutoCloseable {
+        private final List<Block> kept = new ArrayList<>();
+        private final Set<Block> allocated = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        private final long rawAllocsAtOpen = rawAllocs;
+        private boolean closed;
+
+        private Hold() {}
+
+        /** Blocks allocated while the hold is open and not yet released (they would escape it). */
+        public int outstanding() {
+            synchronized (DeviceAllocator.this) {
+                int k = 0;
+                for (Block b : allocated) if (b.inUse) k++;
+                return k;
+            }
+        }
+
+        /** Raw device allocations ({@code cuMemAlloc}) since the hold was opened. */
+        public long rawAllocs() {
+            synchronized (DeviceAllocator.this) {
+                return rawAllocs - rawAllocsAtOpen;
+            }
+        }
+
+        /** Blocks kept so far. */
+        public int kept() {
+            synchronized (DeviceAllocator.this) {
+                return kept.size();
+            }
+        }
+
+        /** Returns the kept blocks to the free lists; later releases go there directly. Idempotent. */
+        @Override
+        public void close() {
+            synchronized (DeviceAllocator.this) {
+                if (closed) return;
+                closed = true;
+                if (hold == this) hold = null;
+                for (Block b : kept) toFreeList(b);
+                kept.clear();
+                allocated.clear();
+            }
+        }
+    }
+
     private final Raw raw;
     private final Map<Long, ArrayDeque<Block>> free = new HashMap<>();
+    private Hold hold;
     private long rawAllocs, rawFrees, hits, bytesInUse, bytesCached, peakBytes;
 
     public DeviceAllocator(Raw raw) {
@@ -111,13 +170,32 @@ public final class DeviceAllocator {
         b.inUse = true;
         bytesInUse += cls;
         peakBytes = Math.max(peakBytes, bytesInUse);
+        if (hold != null) hold.allocated.add(b);
         return b;
+    }
+
+    /**
+     * Opens a hold (see the class comment): until it is closed, released blocks are kept instead
+     * of being reused. Throws if one is already open.
+     */
+    public synchronized Hold hold() {
+        if (hold != null) throw new IllegalStateException("device allocator: a hold is already open");
+        hold = new Hold();
+        return hold;
     }
 
     /** Returns {@code b} to its free list. Releasing a block twice is a bug and throws. */
     public synchronized void release(Block b) {
         if (!b.inUse) throw new IllegalStateException("device block of " + b.bytes + " bytes released twice");
         b.inUse = false;
+        if (hold != null) {
+            hold.kept.add(b); // still counted in use until the hold closes
+            return;
+        }
+        toFreeList(b);
+    }
+
+    private void toFreeList(Block b) {
         bytesInUse -= b.bytes;
         bytesCached += b.bytes;
         free.computeIfAbsent(b.bytes, k -> new ArrayDeque<>()).addLast(b);

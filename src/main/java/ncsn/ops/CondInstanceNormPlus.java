@@ -45,6 +45,19 @@ public final class CondInstanceNormPlus {
     private CondInstanceNormPlus() {}
 
     /**
+     * Uploads {@code labels} to {@code device} once, as a persistent float32 tensor that CIN++ on
+     * this thread then reuses (instead of uploading) for every call with equal labels while it is
+     * live: a forward pass with these labels copies nothing from the host, as CUDA graph capture
+     * requires (ncsn.sample.LangevinGraph). The caller frees the returned tensor; afterwards CIN++
+     * uploads as usual. On the CPU there is nothing to upload: returns null.
+     */
+    public static Tensor preloadLabels(int[] labels, ncsn.tensor.Device device) {
+        if (labels == null) throw new TensorException(OP + ": labels are null");
+        if (device == ncsn.tensor.Device.CPU) return null;
+        return Gpu.preload(labels.clone(), device);
+    }
+
+    /**
      * out [N,C,H,W] = CIN++(x [N,C,H,W]; embed [L,3C], labels [N]). x and embed share a dtype.
      * The labels array is copied (later changes by the caller do not affect backward).
      */
@@ -636,6 +649,16 @@ public final class CondInstanceNormPlus {
             for (int i = 0; i < y.length; i++) yf[i] = y[i];
             Tensor t = Tensor.wrap(yf, yf.length).to(x.device());
             LAST.set(new Uploaded(y.clone(), t));
+            return t;
+        }
+
+        /** labels as a persistent device tensor, registered as this thread's last upload (see preloadLabels). */
+        static Tensor preload(int[] y, ncsn.tensor.Device device) {
+            float[] yf = new float[Math.max(1, y.length)];
+            for (int i = 0; i < y.length; i++) yf[i] = y[i];
+            Tensor t = Tensor.persistent(device, DType.F32, yf.length);
+            t.copyFrom(Tensor.wrap(yf, yf.length));
+            LAST.set(new Uploaded(y, t));
             return t;
         }
 

@@ -55,6 +55,11 @@ import ncsn.tensor.Tensor;
  * differ from the CPU's only by float32 rounding in the network (and c_i, denoise: rounded per
  * operation instead of once). Timings synchronise the device after the network and after the
  * update, so they measure the GPU's work, not the launches.
+ *
+ * <p><b>CUDA graphs</b> ({@link #cudaGraph}, {@code -Dncsn.cuda.graph=on}; default off): each
+ * level's steps after the first replay one captured step ({@link LangevinGraph}), bit-identical to
+ * the plain launches; a replayed step's whole time counts as network time. A capture failure falls
+ * back to plain launches for the rest of the run ({@link #graphFailure}).
  */
 public final class ImageSampler {
     /** Philox stream of inpainting's per-level noise z' in c_i = r + sigma_i z' ("COND"). */
@@ -221,6 +226,9 @@ public final class ImageSampler {
     private final int channels, height, width;
     private final boolean logitSpace;
     private Device device = Device.CPU;
+    private Boolean cudaGraph;
+    private long graphReplays;
+    private String graphFailure;
 
     /**
      * @param score      s(x, level) for x [B, C, H, W] float32
@@ -270,6 +278,26 @@ public final class ImageSampler {
     }
 
     /**
+     * On CUDA, replay each noise level's steps after the first as a CUDA graph ({@link LangevinGraph};
+     * bit-identical samples) or not; overrides {@code -Dncsn.cuda.graph=on|off} (default off).
+     * Ignored on the CPU. Returns this.
+     */
+    public ImageSampler cudaGraph(boolean on) {
+        this.cudaGraph = on;
+        return this;
+    }
+
+    /** Steps of the last run that were CUDA graph replays (0 without graphs). */
+    public long graphReplays() {
+        return graphReplays;
+    }
+
+    /** Why the last run gave up CUDA graphs (it then sampled without them), or null. */
+    public String graphFailure() {
+        return graphFailure;
+    }
+
+    /**
      * The network as a {@link ScoreFunction}: one forward pass per call inside its own {@link Scope}
      * (every temporary, the network's output included, returns to the pool when it closes), the
      * output copied into {@code out}. The labels array is reused while the batch size stays the same.
@@ -285,6 +313,17 @@ public final class ImageSampler {
                 try (Scope s = Scope.open()) {
                     out.copyFrom(model.score(x, labels));
                 }
+            }
+
+            /** The level's labels go up once, so a captured forward pass uploads nothing (CIN++ reuses them). */
+            @Override
+            public AutoCloseable prepareCapture(Tensor x, int level) {
+                int[] y = new int[x.dim(0)];
+                Arrays.fill(y, level);
+                Tensor t = ncsn.ops.CondInstanceNormPlus.preloadLabels(y, x.device());
+                return () -> {
+                    if (t != null && t.isLive()) t.free();
+                };
             }
         };
     }
@@ -370,6 +409,9 @@ public final class ImageSampler {
         listener.start((long) batches * chain, batches, chain);
         long done = 0;
         boolean gpu = device != Device.CPU;
+        boolean graphs = gpu && (cudaGraph != null ? cudaGraph : LangevinGraph.enabledByProperty());
+        long replays = 0;
+        String failure = null;
         try (Autograd.NoGrad ng = Autograd.noGrad()) {
             for (int bi = 0; bi < batches; bi++) {
                 int s0 = bi * batch, b = Math.min(batch, n - s0), len = b * chw;
@@ -433,25 +475,44 @@ public final class ImageSampler {
                             sync();
                             updNanos += System.nanoTime() - a;
                         }
-                        for (int t = 0; t < steps; t++) {
-                            long a = System.nanoTime();
-                            score.score(x, level, s);
-                            sync();
-                            long m = System.nanoTime();
-                            long offset = (long) k * stepBlocks + base;
-                            if (cond == null) LangevinUpdate.apply(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset);
-                            else LangevinUpdate.applyMasked(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset, mask, known);
-                            sync();
-                            long e = System.nanoTime();
-                            netNanos += m - a;
-                            updNanos += e - m;
-                            if (stepCount < stepNanos.length) stepNanos[stepCount] = e - a;
-                            stepCount++;
-                            evaluations++;
-                            k++;
-                            if (frames != null && (k % FRAME_EVERY == 0 || k == chain))
-                                quantize(x, frames[k % FRAME_EVERY == 0 ? k / FRAME_EVERY : chain / FRAME_EVERY + 1], s0 * chw, len);
-                            listener.step(bi, level, t, ++done);
+                        // CUDA graphs: the level's first step runs plainly (warming the allocator), the rest replay it.
+                        LangevinGraph lg = graphs && steps > 1 ? new LangevinGraph(score, x, level) : null;
+                        try {
+                            for (int t = 0; t < steps; t++) {
+                                long a = System.nanoTime(), m, e;
+                                if (lg != null && lg.captured()) {
+                                    lg.replay(); // score + update in one launch: counted as network time
+                                    sync();
+                                    m = e = System.nanoTime();
+                                    replays++;
+                                } else {
+                                    if (lg != null && t == 0) lg.warmScore(s);
+                                    else score.score(x, level, s);
+                                    sync();
+                                    m = System.nanoTime();
+                                    long offset = (long) k * stepBlocks + base;
+                                    if (cond == null) LangevinUpdate.apply(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset);
+                                    else LangevinUpdate.applyMasked(x, s, step, st.seed(), AnnealedLangevin.NOISE_STREAM, offset, mask, known);
+                                    sync();
+                                    e = System.nanoTime();
+                                }
+                                netNanos += m - a;
+                                updNanos += e - m;
+                                if (stepCount < stepNanos.length) stepNanos[stepCount] = e - a;
+                                stepCount++;
+                                evaluations++;
+                                k++;
+                                if (frames != null && (k % FRAME_EVERY == 0 || k == chain))
+                                    quantize(x, frames[k % FRAME_EVERY == 0 ? k / FRAME_EVERY : chain / FRAME_EVERY + 1], s0 * chw, len);
+                                listener.step(bi, level, t, ++done);
+                                if (lg != null && t == 0 && !lg.capture(s, mask, known, step, st.seed(), AnnealedLangevin.NOISE_STREAM,
+                                        (long) k * stepBlocks + base, stepBlocks)) {
+                                    graphs = false; // given up for the rest of the run (one logged line)
+                                    failure = lg.failure();
+                                }
+                            }
+                        } finally {
+                            if (lg != null) lg.close();
                         }
                     }
                     if (st.denoise()) {
@@ -489,6 +550,8 @@ public final class ImageSampler {
             }
         }
         listener.finish();
+        graphReplays = replays;
+        graphFailure = failure;
         long[] timed = Arrays.copyOf(stepNanos, Math.min(stepCount, stepNanos.length));
         Arrays.sort(timed);
         double median = timed.length == 0 ? Double.NaN

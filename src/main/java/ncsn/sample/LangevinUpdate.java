@@ -184,5 +184,29 @@ public final class LangevinUpdate {
                     .l(Double.doubleToRawLongBits(step)).l(Double.doubleToRawLongBits(noise))
                     .l(seed).l(stream).l(offset).elements(blocksFor(n)).run();
         }
+
+        // ---- CUDA graph variant (LangevinGraph): the scalars live in a device buffer p ----
+
+        /** Floats of a parameter buffer: 5 long longs (step bits, noise bits, seed, stream, offset). */
+        static final int PARAM_FLOATS = 10;
+
+        /** p = {step, sqrt(2 step), seed, stream, offset}, with the bits {@link #update} passes. */
+        static void setParams(Tensor p, double step, long seed, long stream, long offset) {
+            double noise = Math.sqrt(2 * step);
+            Launch.kernel("langevin_params_set_f32").ptr(p).l(Double.doubleToRawLongBits(step))
+                    .l(Double.doubleToRawLongBits(noise)).l(seed).l(stream).l(offset).grid(1).block(1).run();
+        }
+
+        /** {@link #update} with the scalars read from p on the device. */
+        static void updateFromParams(Tensor x, Tensor score, Tensor mask, Tensor known, Tensor p) {
+            long n = x.numel();
+            Launch.kernel("langevin_update_dev_f32").ptr(x).ptr(score).ptr(mask).ptr(known).l(n).ptr(p)
+                    .elements(blocksFor(n)).run();
+        }
+
+        /** p's offset += blocks (the next step's offset), on the device. */
+        static void advance(Tensor p, long blocks) {
+            Launch.kernel("langevin_params_advance_f32").ptr(p).l(blocks).grid(1).block(1).run();
+        }
     }
 }

@@ -12,4 +12,13 @@ import ncsn.tensor.Tensor;
 public interface ScoreFunction {
     /** Writes s(x, level) into out; x [N, ...], out of x's shape and dtype, level in 0..L-1. */
     void score(Tensor x, int level, Tensor out);
+
+    /**
+     * Called before a CUDA graph captures {@code score(x, level, out)} ({@link LangevinGraph}):
+     * upload whatever the call would copy from the host (a capture may only launch work) and
+     * return what frees it, called after the graph is gone. Default: nothing to upload.
+     */
+    default AutoCloseable prepareCapture(Tensor x, int level) {
+        return () -> {};
+    }
 }

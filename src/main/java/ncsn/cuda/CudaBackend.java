@@ -43,6 +43,7 @@ public final class CudaBackend implements DeviceBackend {
             CudaContext.check("cuMemcpyDtoDAsync(" + 4L * n + " bytes)",
                     () -> JCudaDriver.cuMemcpyDtoDAsync(d, s, 4L * n, ctx.stream()));
         } else if (src.isCpu()) {
+            CudaGraph.refuseHostCopyWhileCapturing("host-to-device copy of " + n + " floats");
             // Ordered on the stream (dst may still be read by pending kernels) without waiting for
             // them: from pageable memory the driver stages the bytes before the call returns, so
             // the staging buffer below may be reused at once (CUDA "API synchronization behavior").
@@ -57,6 +58,7 @@ public final class CudaBackend implements DeviceBackend {
             CudaContext.check("cuMemcpyHtoDAsync(" + 4L * n + " bytes)",
                     () -> JCudaDriver.cuMemcpyHtoDAsync(d, Pointer.to(staged), 4L * n, ctx.stream()));
         } else {
+            CudaGraph.refuseHostCopyWhileCapturing("device-to-host copy of " + n + " floats");
             CUdeviceptr s = devicePtr("copy", src);
             float[] host = dst.dtype() == DType.F32 ? dst.f32() : new float[n];
             ctx.synchronize(); // surfaces a faulted kernel as its own error, before the copy

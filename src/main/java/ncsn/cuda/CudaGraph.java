@@ -27,6 +27,9 @@ import jcuda.driver.JCudaDriver;
  * is then usable again (the caller falls back to plain launches).
  */
 public final class CudaGraph implements AutoCloseable {
+    /** Whether this thread is inside {@link #capture}'s body (host copies refuse to run there). */
+    private static final ThreadLocal<Boolean> CAPTURING = ThreadLocal.withInitial(() -> false);
+
     private final CUstream stream;
     private CUgraph graph;
     private CUgraphExec exec;
@@ -51,11 +54,14 @@ public final class CudaGraph implements AutoCloseable {
         CUgraph graph = new CUgraph();
         CudaContext.check("cuStreamBeginCapture(thread-local)",
                 () -> JCudaDriver.cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+        CAPTURING.set(true);
         try {
             body.run();
         } catch (RuntimeException | Error e) {
             abandon(stream, graph);
             throw e;
+        } finally {
+            CAPTURING.set(false);
         }
         CudaContext.check("cuStreamEndCapture", () -> JCudaDriver.cuStreamEndCapture(stream, graph));
         CUgraphExec exec = new CUgraphExec();
@@ -66,6 +72,16 @@ public final class CudaGraph implements AutoCloseable {
             throw e;
         }
         return new CudaGraph(stream, graph, exec);
+    }
+
+    /**
+     * Throws when this thread is capturing: a host copy would be baked into the graph (reading
+     * the host buffer at replay time) or break the capture, so {@link CudaBackend} refuses it and
+     * the capture falls back cleanly.
+     */
+    static void refuseHostCopyWhileCapturing(String what) {
+        if (CAPTURING.get())
+            throw new CudaError("CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", what + " inside a CUDA graph capture (upload before capturing)");
     }
 
     /** Ends a capture whose body failed; a graph the driver still returns is destroyed. Never throws. */

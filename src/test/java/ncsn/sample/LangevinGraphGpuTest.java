@@ -96,7 +96,15 @@ class LangevinGraphGpuTest {
         assertNotNull(graph.graphFailure(), "the capture should have failed");
         assertEquals(0, graph.graphReplays());
         assertEquals(0f, maxAbsDiff(a, b), "fallback: max |fallback - plain|");
-        // The stream works after the failed capture, and graphs work again on the next run.
+        // A score function that does not preload its uploads (CIN++'s labels go up inside the capture):
+        // the host copy is refused during capture, so it falls back too.
+        ScoreFunction unprepared = (x, level, o) -> net.score(x, level, o);
+        ImageSampler graph2 = new ImageSampler(unprepared, SIGMAS, 1, 8, 8, false).onDevice(Device.CUDA).cudaGraph(true);
+        ImageSampler.Result c = graph2.sample(st, null);
+        assertNotNull(graph2.graphFailure(), "the capture with a host upload should have failed");
+        assertTrue(graph2.graphFailure().contains("host-to-device"), graph2.graphFailure());
+        assertEquals(0f, maxAbsDiff(a, c), "fallback after a refused upload");
+        // The stream works after the failed captures, and graphs work again on the next run.
         ImageSampler again = ImageSampler.forModel(model, SIGMAS, 8).cudaGraph(true);
         assertEquals(0f, maxAbsDiff(a, again.sample(st, null)), "graph after a failed capture");
         assertTrue(again.graphReplays() > 0);

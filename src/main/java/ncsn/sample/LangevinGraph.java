@@ -128,9 +128,11 @@ public final class LangevinGraph implements AutoCloseable {
                 LangevinUpdate.Gpu.updateFromParams(x, s, mask, known, params);
                 LangevinUpdate.Gpu.advance(params, stepBlocks);
             });
-            if (hold.outstanding() != 0 || hold.rawAllocs() != 0) {
-                fail("capture of level " + level + ": " + hold.outstanding() + " device temporaries outlive the captured step, "
-                        + hold.rawAllocs() + " fresh allocations inside it");
+            // A block still in use after the step would be freed (and reused) by its owner while the
+            // graph still writes it. (A fresh cuMemAlloc inside the capture, if the driver allowed
+            // it, is harmless: its block is kept by the hold like the cached ones.)
+            if (hold.outstanding() != 0) {
+                fail("capture of level " + level + ": " + hold.outstanding() + " device temporaries outlive the captured step");
                 release();
                 return false;
             }

@@ -17,6 +17,7 @@ import ncsn.model.CondRefineNetDilated;
 import ncsn.model.ModelConfig;
 import ncsn.ops.AnnealedDsm;
 import ncsn.ops.OpCatalog;
+import ncsn.ops.WorstError;
 import ncsn.optim.Adam;
 import ncsn.rng.Philox;
 import ncsn.rng.Rng;
@@ -273,20 +274,20 @@ public final class SelftestCommand implements Callable<Integer> {
             Tensor sRef = ref.score(x.to(DType.F64), labels);
             Autograd.backward(sRef, r.to(DType.F64));
 
-            Worst w = new Worst();
-            w.compare("score", sFast.toDoubleArray(), sRef.toDoubleArray(), 0);
+            WorstError w = new WorstError();
+            w.compare("score", sFast.toDoubleArray(), sRef.toDoubleArray(), null, 0);
             double gmax = 0;
             for (Tensor p : ref.parameters().values()) if (p.grad() != null) gmax = Math.max(gmax, maxAbs(p.grad().toDoubleArray()));
             var fp = fast.parameters();
             for (var e : ref.parameters().entrySet()) {
                 Tensor gr = e.getValue().grad(), gf = fp.get(e.getKey()).grad();
                 if (gr == null || gf == null) {
-                    w.missing("grad " + e.getKey() + ": no gradient (" + (gf == null ? "fast" : "float64") + " model)");
+                    w.fail("grad " + e.getKey() + ": no gradient (" + (gf == null ? "fast" : "float64") + " model)");
                     continue;
                 }
-                w.compare("grad " + e.getKey(), gf.toDoubleArray(), gr.toDoubleArray(), GRAD_FLOOR * gmax);
+                w.compare("grad " + e.getKey(), gf.toDoubleArray(), gr.toDoubleArray(), null, GRAD_FLOOR * gmax);
             }
-            return w.row(check, variant, MODEL_LIMIT);
+            return row(w, check, variant, MODEL_LIMIT);
         } finally {
             release(fast);
             release(ref);
@@ -357,9 +358,9 @@ public final class SelftestCommand implements Callable<Integer> {
                 for (int i = 0; i < n; i++) ref[i] = -2 + 5 * ref[i];
                 new Rng(SEED, stream, offset).uniform(t, -2, 3);
             }
-            Worst w = new Worst();
-            w.compare(normal ? "normal" : "uniform", t.toDoubleArray(), ref, 0);
-            return w.row(check, (normal ? "normal" : "uniform [-2,3)") + " n=1001, offset 5", KERNEL_LIMIT);
+            WorstError w = new WorstError();
+            w.compare(normal ? "normal" : "uniform", t.toDoubleArray(), ref, null, 0);
+            return row(w, check, (normal ? "normal" : "uniform [-2,3)") + " n=1001, offset 5", KERNEL_LIMIT);
         }
     }
 
@@ -425,9 +426,9 @@ public final class SelftestCommand implements Callable<Integer> {
                 LangevinUpdate.apply(x64, score.to(DType.F64), step, seed, stream, offset);
                 LangevinUpdate.apply(xf, onDevice(score, device), step, seed, stream, offset);
             }
-            Worst w = new Worst();
-            w.compare("x", xf.toDoubleArray(), x64.toDoubleArray(), 0);
-            return w.row(check, (masked ? "masked " : "") + "x [3,2,7,9]", KERNEL_LIMIT);
+            WorstError w = new WorstError();
+            w.compare("x", xf.toDoubleArray(), x64.toDoubleArray(), null, 0);
+            return row(w, check, (masked ? "masked " : "") + "x [3,2,7,9]", KERNEL_LIMIT);
         }
     }
 
@@ -469,16 +470,16 @@ public final class SelftestCommand implements Callable<Integer> {
                 af.step();
                 ar.step();
             }
-            Worst w = new Worst();
+            WorstError w = new WorstError();
             for (int k = 0; k < shapes.length; k++) {
                 double[] a = fast.get(k).toDoubleArray(), b = ref.get(k).toDoubleArray(), z = p0.get(k).toDoubleArray();
                 for (int i = 0; i < z.length; i++) {
                     a[i] -= z[i];
                     b[i] -= z[i];
                 }
-                w.compare("p" + k + " - p0", a, b, 0);
+                w.compare("p" + k + " - p0", a, b, null, 0);
             }
-            return w.row(check, (decay ? "wd 1e-2 amsgrad" : "plain") + ", 3 steps, [5,3,3,3] [7] [4099]", 1e-4);
+            return row(w, check, (decay ? "wd 1e-2 amsgrad" : "plain") + ", 3 steps, [5,3,3,3] [7] [4099]", 1e-4);
         } finally {
             for (List<Tensor> l : List.of(fast, ref, p0))
                 for (Tensor t : l) {
@@ -537,46 +538,8 @@ public final class SelftestCommand implements Callable<Integer> {
         return m;
     }
 
-    /** The worst normalised difference over several tensors, with the element side by side. */
-    private static final class Worst {
-        double error = 0;
-        String detail = "";
-        String missing;
-
-        void missing(String why) {
-            missing = missing == null ? why : missing + "; " + why;
-        }
-
-        void compare(String name, double[] fast, double[] ref, double floor) {
-            if (fast.length != ref.length) {
-                missing(name + ": " + fast.length + " values vs " + ref.length);
-                return;
-            }
-            double scale = Math.max(maxAbs(ref), floor);
-            if (!(scale > 1e-30)) scale = 1.0;
-            int at = -1;
-            double worst = -1;
-            for (int i = 0; i < ref.length; i++) {
-                double d = Math.abs(fast[i] - ref[i]);
-                if (Double.isNaN(d)) d = Double.POSITIVE_INFINITY;
-                if (d > worst) {
-                    worst = d;
-                    at = i;
-                }
-            }
-            if (at < 0) return;
-            double e = worst / scale;
-            if (e >= error) {
-                error = e;
-                detail = String.format(Locale.ROOT, "worst: %s[%d] fast %.8e ref %.8e (|diff| %.2e, scale %.2e)", name, at,
-                        fast[at], ref[at], worst, scale);
-            }
-        }
-
-        Row row(String check, String variant, double limit) {
-            boolean ok = missing == null && error <= limit;
-            return new Row(check, variant, error, limit, ok, missing != null ? missing : detail);
-        }
+    private static Row row(WorstError w, String check, String variant, double limit) {
+        return new Row(check, variant, w.error(), limit, w.within(limit), w.detail());
     }
 
     // ---- JSON ------------------------------------------------------------------------------------

@@ -171,8 +171,8 @@ public final class OpCatalog {
             Autograd.backward(outFast, device == Device.CPU ? r32 : r32.to(device));
             Autograd.backward(out64, r64);
 
-            Worst w = new Worst();
-            w.compare("output", outFast.toDoubleArray(), out64.toDoubleArray(), out64.shape());
+            WorstError w = new WorstError();
+            w.compare("output", outFast.toDoubleArray(), out64.toDoubleArray(), out64.shape(), 0);
             for (int k = 0; k < base.length; k++) {
                 if (!base[k].requiresGrad()) continue;
                 String name = "grad " + (base[k].name() != null ? base[k].name() : "input" + k);
@@ -180,47 +180,12 @@ public final class OpCatalog {
                     w.fail(name + ": no gradient produced (" + (fastIn[k].grad() == null ? "float32" : "float64") + " path)");
                     continue;
                 }
-                w.compare(name, fastIn[k].grad().toDoubleArray(), in64[k].grad().toDoubleArray(), base[k].shape());
+                w.compare(name, fastIn[k].grad().toDoubleArray(), in64[k].grad().toDoubleArray(), base[k].shape(), 0);
             }
-            boolean ok = w.missing == null && w.error <= limit;
-            return new Outcome(c, where, ok, w.error, limit, w.missing != null ? w.missing : w.detail);
+            return new Outcome(c, where, w.within(limit), w.error(), limit, w.detail());
         } finally {
             // Leaf gradients are persistent (no scope owns them): device memory is not GC'd.
             for (Tensor t : fastIn) if (t != null && t.grad() != null) t.grad().free();
-        }
-    }
-
-    /** Tracks the worst normalised difference over several tensors. */
-    private static final class Worst {
-        double error = 0;
-        String detail = "";
-        String missing;
-
-        void fail(String why) {
-            missing = missing == null ? why : missing + "; " + why;
-        }
-
-        void compare(String name, double[] fast, double[] ref, int[] shape) {
-            double maxRef = 0;
-            for (double v : ref) maxRef = Math.max(maxRef, Math.abs(v));
-            double scale = maxRef > 1e-12 ? maxRef : 1.0;
-            int worstAt = -1;
-            double worstDiff = -1;
-            for (int i = 0; i < ref.length; i++) {
-                double d = Math.abs(fast[i] - ref[i]);
-                if (Double.isNaN(d)) d = Double.POSITIVE_INFINITY;
-                if (d > worstDiff) {
-                    worstDiff = d;
-                    worstAt = i;
-                }
-            }
-            if (worstAt < 0) return;
-            double e = worstDiff / scale;
-            if (e >= error) {
-                error = e;
-                detail = String.format("worst: %s%s fast %.8e ref %.8e (|diff| %.2e, max|ref| %.2e)", name,
-                        Arrays.toString(Shapes.unravel(worstAt, shape)), fast[worstAt], ref[worstAt], worstDiff, maxRef);
-            }
         }
     }
 

@@ -55,6 +55,15 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   step memcheck    150  compute-sanitizer --tool memcheck --error-exitcode 9 --target-processes all \
         "${ncsn[@]}" selftest --gpu --quick
 fi
+ck=${SAMPLE_CHECKPOINT:-}
+if [[ -n "${FM_DATA:-}" ]]; then
+  step train-fm    300  "${ncsn[@]}" train --device cuda --run "$work/fm" --set "data.path=$FM_DATA" --quiet
+  ck=$(ls -1 "$work"/fm/checkpoints/*.safetensors 2>/dev/null | sort -V | tail -n 1)
+fi
+if [[ -n "$ck" ]]; then
+  step sample      120  "${ncsn[@]}" sample --device cuda --checkpoint "$ck" --out "$work/samples" --n 100 --denoise
+  cp "$work/samples/samples.png" "$work/samples/timing.json" "$out/" 2>/dev/null
+fi
 step bench-kernels  90  "${ncsn[@]}" bench kernels --device cuda --json "$out/bench_kernels.json"
 for mode in train sample; do
   if [[ $mode == train ]]; then args="--ngf 64 --channels 1 --image-size 28 --batch 128 --steps 10 --warmup 3"
@@ -69,16 +78,7 @@ step junit-gpu     180  "${java[@]}" -jar .device/junit-console.jar execute \
         --details=summary --disable-banner
 if [[ $jar == *benchmarks.jar ]]; then
   step jmh-gpu     150  "${java[@]}" -jar "$jar" GpuKernelBench -p layer=128ch_32x32_d1 \
-        -f 1 -wi 2 -i 3 -w 0.5s -r 0.5s -rf json -rff "$out/jmh_gpu.json"
-fi
-ck=${SAMPLE_CHECKPOINT:-}
-if [[ -n "${FM_DATA:-}" ]]; then
-  step train-fm    300  "${ncsn[@]}" train --device cuda --run "$work/fm" --set "data.path=$FM_DATA" --quiet
-  ck=$(ls -1 "$work"/fm/checkpoints/*.safetensors 2>/dev/null | sort -V | tail -n 1)
-fi
-if [[ -n "$ck" ]]; then
-  step sample      120  "${ncsn[@]}" sample --device cuda --checkpoint "$ck" --out "$work/samples" --n 100 --denoise
-  cp "$work/samples/samples.png" "$work/samples/timing.json" "$out/" 2>/dev/null
+        -f 1 -wi 2 -i 3 -w 500ms -r 500ms -rf json -rff "$out/jmh_gpu.json"
 fi
 
 # Ratios engine/torch of images per second, when both JSON files exist.
@@ -91,6 +91,8 @@ for mode in ("train", "sample"):
         t = json.load(open(os.path.join(out, f"torch_{mode}.json")))
         print(f"{mode:7s} engine {e['seconds_per_step_median']*1e3:9.2f} ms/step  torch {t['seconds_per_step_median']*1e3:9.2f} ms/step"
               f"  engine/torch images/s = {e['images_per_second']/t['images_per_second']:.3f}")
+        if "graph" in e:
+            print(f"{mode:7s} CUDA graph: {e['graph']}, graph speedup {e.get('graph_speedup')}")
     except Exception as ex:
         print(f"{mode:7s} no ratio ({ex})")
 PY

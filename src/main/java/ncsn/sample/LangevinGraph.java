@@ -55,6 +55,10 @@ public final class LangevinGraph implements AutoCloseable {
         this.level = level;
         try {
             prepared = score.prepareCapture(x, level);
+            // Allocated before the warm-up step, not between it and the capture: taken from the
+            // allocator's cache then, it could leave the capture one cached block short, and a
+            // cuMemAlloc inside a capture fails it (seen on an H200: cuMemAlloc(512) at level 9).
+            params = Tensor.persistent(x.device(), DType.F32, LangevinUpdate.Gpu.PARAM_FLOATS);
         } catch (CudaError e) {
             fail("preparing level " + level + ": " + e.getMessage());
         }
@@ -120,7 +124,6 @@ public final class LangevinGraph implements AutoCloseable {
             // Looked up now: the capture itself only launches.
             ctx.function("langevin_update_dev_f32");
             ctx.function("langevin_params_advance_f32");
-            params = Tensor.persistent(x.device(), DType.F32, LangevinUpdate.Gpu.PARAM_FLOATS);
             LangevinUpdate.Gpu.setParams(params, step, seed, stream, offset);
             hold = ctx.allocator().hold();
             graph = CudaGraph.capture(ctx, () -> {

@@ -1,13 +1,12 @@
 package ncsn.cli;
 
+import static ncsn.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import ncsn.cpu.Parallel;
@@ -31,17 +30,6 @@ class BenchCommandTest {
     @AfterEach
     void restoreThreads() {
         Parallel.setThreads(threadsBefore);
-    }
-
-    record Run(int code, String out, String err) {}
-
-    static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        picocli.CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
     }
 
     private static final String[] TINY = {"--ngf", "4", "--channels", "1", "--image-size", "8", "--batch", "2",
@@ -76,7 +64,7 @@ class BenchCommandTest {
     @Test
     void trainPrintsAndWritesTheJson() throws Exception {
         Path file = dir.resolve("train.json");
-        Run r = run(tiny("train", "--json", file.toString(), "--threads", "1"));
+        CliRun r = run(tiny("train", "--json", file.toString(), "--threads", "1"));
         assertEquals(0, r.code(), r.err());
         JsonObject printed = JsonParser.parseString(r.out().trim()).getAsJsonObject();
         assertSane(printed, "train", 3);
@@ -88,7 +76,7 @@ class BenchCommandTest {
 
     @Test
     void sampleStep() {
-        Run r = run(tiny("sample"));
+        CliRun r = run(tiny("sample"));
         assertEquals(0, r.code(), r.err());
         assertSane(JsonParser.parseString(r.out().trim()).getAsJsonObject(), "sample", 1);
     }
@@ -96,7 +84,7 @@ class BenchCommandTest {
     @Test
     void threadsAboveTheMachineAreClamped() {
         int max = Runtime.getRuntime().availableProcessors();
-        Run r = run(tiny("sample", "--threads", String.valueOf(max + 7)));
+        CliRun r = run(tiny("sample", "--threads", String.valueOf(max + 7)));
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("--threads " + (max + 7)) && r.err().contains("using " + max), r.err());
         assertEquals(max, JsonParser.parseString(r.out().trim()).getAsJsonObject().get("threads").getAsInt());
@@ -105,7 +93,7 @@ class BenchCommandTest {
     @Test
     void tooBigForTheHeapIsRefusedBeforeAllocating() {
         // 200000 images of 3x256x256 at ngf 128: terabytes, far above any test JVM's heap.
-        Run r = run("bench", "train", "--ngf", "8", "--channels", "3", "--image-size", "256", "--batch", "200000");
+        CliRun r = run("bench", "train", "--ngf", "8", "--channels", "3", "--image-size", "256", "--batch", "200000");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--batch 200000") && r.err().contains("NCSN_HEAP") && r.err().contains("GiB"), r.err());
         assertFalse(r.err().contains("Exception"), r.err());
@@ -130,7 +118,7 @@ class BenchCommandTest {
     @Test
     void kernelBenchmarksRunOnTheCpu() throws Exception {
         Path file = dir.resolve("kernels.json");
-        Run r = run("bench", "kernels", "--device", "cpu", "--batch", "1", "--steps", "1", "--warmup", "0",
+        CliRun r = run("bench", "kernels", "--device", "cpu", "--batch", "1", "--steps", "1", "--warmup", "0",
                 "--json", file.toString());
         assertEquals(0, r.code(), r.err());
         JsonObject j = JsonParser.parseString(Files.readString(file)).getAsJsonObject();
@@ -159,23 +147,23 @@ class BenchCommandTest {
             {"--threads", "0", "--threads must be at least 1"},
         };
         for (String[] c : cases) {
-            Run r = run(tiny("train", c[0], c[1]));
+            CliRun r = run(tiny("train", c[0], c[1]));
             assertEquals(2, r.code(), String.join(" ", c));
             assertTrue(r.err().contains(c[2]), r.err());
             assertFalse(r.err().contains("Exception"), r.err());
         }
         if (!ncsn.cuda.CudaProbe.available()) {
-            Run g = run(tiny("train", "--device", "cuda"));
+            CliRun g = run(tiny("train", "--device", "cuda"));
             assertEquals(2, g.code(), g.err());
             assertTrue(g.err().contains("no usable GPU (" + ncsn.cuda.CudaProbe.reason() + ")"), g.err());
-            Run k = run("bench", "kernels", "--device", "cuda");
+            CliRun k = run("bench", "kernels", "--device", "cuda");
             assertEquals(2, k.code(), k.err());
             assertTrue(k.err().contains("no usable GPU"), k.err());
         }
-        Run k = run("bench", "kernels");
+        CliRun k = run("bench", "kernels");
         assertEquals(2, k.code(), k.err());
         assertTrue(k.err().contains("--device cuda"), k.err());
-        Run r = run("bench", "fly");
+        CliRun r = run("bench", "fly");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("fly"), r.err());
     }

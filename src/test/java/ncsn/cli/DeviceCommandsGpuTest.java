@@ -50,7 +50,7 @@ class DeviceCommandsGpuTest {
         String[] devices = {"cpu", "cuda"};
         for (int i = 0; i < 2; i++) {
             Path out = dir.resolve(devices[i]);
-            DeviceOptionTest.Run r = DeviceOptionTest.run("sample", "--checkpoint", w.toString(), "--out", out.toString(),
+            CliRun r = CliRun.run("sample", "--checkpoint", w.toString(), "--out", out.toString(),
                     "--image-size", "8", "--n", "5", "--batch", "2", "--steps-per-level", "3", "--seed", "4", "--gif", "--denoise",
                     "--quiet", "--device", devices[i]);
             assertEquals(0, r.code(), r.err() + r.out());
@@ -72,7 +72,7 @@ class DeviceCommandsGpuTest {
         String[] devices = {"cpu", "cuda"};
         for (int i = 0; i < 2; i++) {
             Path o = dir.resolve(devices[i] + ".safetensors");
-            DeviceOptionTest.Run r = DeviceOptionTest.run("score", "--checkpoint", w.toString(), "--batch", batch.toString(),
+            CliRun r = CliRun.run("score", "--checkpoint", w.toString(), "--batch", batch.toString(),
                     "--out", o.toString(), "--device", devices[i]);
             assertEquals(0, r.code(), r.err() + r.out());
             out[i] = SafeTensors.read(o);

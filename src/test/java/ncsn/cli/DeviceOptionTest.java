@@ -1,12 +1,11 @@
 package ncsn.cli;
 
+import static ncsn.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import ncsn.cuda.CudaProbe;
@@ -27,22 +26,11 @@ class DeviceOptionTest {
     @TempDir
     Path dir;
 
-    record Run(int code, String out, String err) {}
-
-    static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        picocli.CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
-
     private static void noGpu() {
         Assumptions.assumeFalse(CudaProbe.available(), "this machine has a usable GPU");
     }
 
-    private static void refused(Run r, String prefix) {
+    private static void refused(CliRun r, String prefix) {
         assertEquals(2, r.code(), r.err() + r.out());
         String line = r.err().strip();
         assertFalse(line.contains("\n"), "one line: " + r.err());
@@ -64,10 +52,10 @@ class DeviceOptionTest {
                 "ncsn train: training.device = cuda: CUDA requested but unavailable");
         assertFalse(Files.exists(dir.resolve("s")) || Files.exists(dir.resolve("i")) || Files.exists(dir.resolve("o.safetensors"))
                 || Files.exists(dir.resolve("t")), "nothing written");
-        Run bad = run("sample", "--checkpoint", w.toString(), "--out", dir.resolve("s").toString(), "--device", "tpu");
+        CliRun bad = run("sample", "--checkpoint", w.toString(), "--out", dir.resolve("s").toString(), "--device", "tpu");
         assertEquals(2, bad.code());
         assertTrue(bad.err().contains("--device tpu: expected cpu, cuda or auto"), bad.err());
-        Run badTrain = run("train", "--run", dir.resolve("t").toString(), "--device", "tpu");
+        CliRun badTrain = run("train", "--run", dir.resolve("t").toString(), "--device", "tpu");
         assertEquals(2, badTrain.code());
         assertTrue(badTrain.err().contains("--device tpu: expected cpu, cuda or auto"), badTrain.err());
     }
@@ -80,7 +68,7 @@ class DeviceOptionTest {
         String[] devices = {"cpu", "auto"};
         for (int i = 0; i < 2; i++) {
             Path out = dir.resolve(devices[i]);
-            Run r = run("sample", "--checkpoint", w.toString(), "--out", out.toString(), "--image-size", "8", "--n", "3",
+            CliRun r = run("sample", "--checkpoint", w.toString(), "--out", out.toString(), "--image-size", "8", "--n", "3",
                     "--steps-per-level", "2", "--seed", "4", "--quiet", "--device", devices[i]);
             assertEquals(0, r.code(), r.err() + r.out());
             SafeTensors.Contents c = SafeTensors.read(out.resolve("samples.safetensors"));

@@ -43,7 +43,7 @@ class InpaintCommandTest {
     }
 
     /** Runs inpaint with the tiny defaults; options in {@code extra} replace a default of the same name. */
-    private static SampleCommandTest.Run inpaint(Path out, String images, String mask, String... extra) {
+    private static CliRun inpaint(Path out, String images, String mask, String... extra) {
         java.util.LinkedHashMap<String, String> opts = new java.util.LinkedHashMap<>();
         opts.put("--image-size", "8");
         opts.put("--count", "2");
@@ -60,13 +60,13 @@ class InpaintCommandTest {
             a.add(k);
             a.add(v);
         });
-        return SampleCommandTest.run(a.toArray(new String[0]));
+        return CliRun.run(a.toArray(new String[0]));
     }
 
     @Test
     void completesTheUnknownHalfAndWritesTheGrid() throws Exception {
         Path out = dir.resolve("i");
-        SampleCommandTest.Run r = inpaint(out, refs.toString(), "left", "--gif");
+        CliRun r = inpaint(out, refs.toString(), "left", "--gif");
         assertEquals(0, r.code(), r.err() + r.out());
         assertTrue(r.out().contains("mask left (32 of 64 pixels known)"), r.out());
         SafeTensors.Contents st = SafeTensors.read(out.resolve("inpainting.safetensors"));
@@ -115,7 +115,7 @@ class InpaintCommandTest {
         Path maskPng = dir.resolve("mask.png");
         ImageIO.write(m, "png", maskPng.toFile());
         Path out = dir.resolve("f");
-        SampleCommandTest.Run r = inpaint(out, imgs.toString(), maskPng.toString());
+        CliRun r = inpaint(out, imgs.toString(), maskPng.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("8 of 64 pixels known"), r.out());
         float[] ref = SafeTensors.read(out.resolve("inpainting.safetensors")).get("reference").toTensor(DType.F32).f32();
@@ -129,7 +129,7 @@ class InpaintCommandTest {
         small.getRaster().setSample(0, 0, 0, 255);
         Path maskPng = dir.resolve("small.png");
         ImageIO.write(small, "png", maskPng.toFile());
-        SampleCommandTest.Run r = inpaint(out, refs.toString(), maskPng.toString());
+        CliRun r = inpaint(out, refs.toString(), maskPng.toString());
         assertEquals(2, r.code());
         assertTrue(r.err().contains(maskPng.toString()) && r.err().contains("6x6") && r.err().contains("8x8"), r.err());
 
@@ -150,7 +150,7 @@ class InpaintCommandTest {
         r = inpaint(out, "NoSuchDataSet", "left");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--images NoSuchDataSet"), r.err());
-        SampleCommandTest.Run c = SampleCommandTest.run("inpaint", "--checkpoint", dir.resolve("none.safetensors").toString(),
+        CliRun c = CliRun.run("inpaint", "--checkpoint", dir.resolve("none.safetensors").toString(),
                 "--images", refs.toString(), "--mask", "left", "--out", out.toString());
         assertEquals(2, c.code());
         assertTrue(c.err().contains("--checkpoint") && c.err().contains("does not exist"), c.err());

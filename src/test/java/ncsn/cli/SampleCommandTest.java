@@ -1,5 +1,6 @@
 package ncsn.cli;
 
+import static ncsn.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -8,8 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.awt.image.BufferedImage;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,25 +38,14 @@ class SampleCommandTest {
     @TempDir
     Path dir;
 
-    record Run(int code, String out, String err) {}
-
     @BeforeAll
     static void checkpoints() throws Exception {
         weights = TinyModels.weightsFile(shared.resolve("w.safetensors"), 1, 3);
         training = TinyModels.trainingCheckpoint(shared.resolve("checkpoint_0.safetensors"), 8, 4);
     }
 
-    static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        picocli.CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
-
     /** Runs sample with the tiny defaults; options in {@code extra} replace a default of the same name. */
-    private Run sample(Path out, String... extra) {
+    private CliRun sample(Path out, String... extra) {
         java.util.LinkedHashMap<String, String> opts = new java.util.LinkedHashMap<>();
         opts.put("--image-size", "8");
         opts.put("--n", "5");
@@ -74,7 +62,7 @@ class SampleCommandTest {
             a.add(v);
         });
         a.addAll(flags);
-        Run r = run(a.toArray(new String[0]));
+        CliRun r = run(a.toArray(new String[0]));
         assertEquals(0, r.code(), r.err() + r.out());
         return r;
     }
@@ -86,7 +74,7 @@ class SampleCommandTest {
     @Test
     void writesEveryFileWithTheRightShapes() throws Exception {
         Path out = dir.resolve("s");
-        Run r = sample(out);
+        CliRun r = sample(out);
         assertTrue(r.out().contains("timing:") && r.out().contains("per Langevin step"), r.out());
         SafeTensors.Contents st = SafeTensors.read(out.resolve("samples.safetensors"));
         assertArrayEquals(new long[] {5, 1, 8, 8}, st.get("x").shape());
@@ -151,7 +139,7 @@ class SampleCommandTest {
     @Test
     void plainLangevinAndTrainingCheckpoints() throws Exception {
         Path p = dir.resolve("p");
-        Run r = sample(p, "--sampler", "langevin", "--label", "1", "--steps", "4");
+        CliRun r = sample(p, "--sampler", "langevin", "--label", "1", "--steps", "4");
         assertTrue(r.out().contains("plain Langevin"), r.out());
         SafeTensors.Contents st = SafeTensors.read(p.resolve("samples.safetensors"));
         assertEquals("1", st.metadata().get("label"));
@@ -159,7 +147,7 @@ class SampleCommandTest {
 
         // A training checkpoint: image size (8) and sigmas (1 -> 0.05) from its stored config.
         Path t = dir.resolve("t");
-        Run tr = run("sample", "--checkpoint", training.toString(), "--out", t.toString(), "--n", "2", "--steps-per-level", "1",
+        CliRun tr = run("sample", "--checkpoint", training.toString(), "--out", t.toString(), "--n", "2", "--steps-per-level", "1",
                 "--quiet");
         assertEquals(0, tr.code(), tr.err());
         assertTrue(tr.out().contains("image size 8 from the checkpoint's data.image_size"), tr.out());
@@ -188,13 +176,13 @@ class SampleCommandTest {
         for (int i = 0; i < cases.length; i++) {
             List<String> a = new ArrayList<>(List.of("sample", "--checkpoint", weights.toString(), "--out", out.toString()));
             a.addAll(List.of(cases[i]));
-            Run r = run(a.toArray(new String[0]));
+            CliRun r = run(a.toArray(new String[0]));
             assertEquals(2, r.code(), Arrays.toString(cases[i]) + ": " + r.err());
             assertTrue(r.err().contains(names[i]), r.err());
             assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
             assertFalse(Files.exists(out), "nothing written for " + Arrays.toString(cases[i]));
         }
-        Run missing = run("sample", "--checkpoint", dir.resolve("nope.safetensors").toString(), "--out", out.toString());
+        CliRun missing = run("sample", "--checkpoint", dir.resolve("nope.safetensors").toString(), "--out", out.toString());
         assertEquals(2, missing.code());
         assertTrue(missing.err().contains("--checkpoint") && missing.err().contains("nope.safetensors")
                 && missing.err().contains("does not exist"), missing.err());
@@ -202,17 +190,17 @@ class SampleCommandTest {
         // A safetensors file that is not a score network of this kind.
         Path wrong = dir.resolve("wrong.safetensors");
         new SafeTensors.Writer().put("begin_conv.weight", ncsn.tensor.Tensor.zeros(DType.F32, 4, 1, 3, 3)).write(wrong);
-        Run mism = run("sample", "--checkpoint", wrong.toString(), "--out", out.toString());
+        CliRun mism = run("sample", "--checkpoint", wrong.toString(), "--out", out.toString());
         assertEquals(2, mism.code());
         assertTrue(mism.err().contains("--checkpoint") && mism.err().contains(wrong.toString()), mism.err());
         Path garbage = Files.writeString(dir.resolve("garbage.safetensors"), "not a safetensors file at all");
-        Run g = run("sample", "--checkpoint", garbage.toString(), "--out", out.toString());
+        CliRun g = run("sample", "--checkpoint", garbage.toString(), "--out", out.toString());
         assertEquals(2, g.code(), g.err());
         assertFalse(Files.exists(out));
 
         // An --out that is a file.
         Path file = Files.writeString(dir.resolve("file"), "x");
-        Run f = run("sample", "--checkpoint", weights.toString(), "--out", file.toString(), "--image-size", "8");
+        CliRun f = run("sample", "--checkpoint", weights.toString(), "--out", file.toString(), "--image-size", "8");
         assertEquals(2, f.code());
         assertTrue(f.err().contains("--out"), f.err());
 

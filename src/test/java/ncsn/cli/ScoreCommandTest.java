@@ -1,5 +1,6 @@
 package ncsn.cli;
 
+import static ncsn.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -8,8 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonParser;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,7 +20,6 @@ import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * {@code ncsn score} on the PyTorch fixtures of make_model_fixtures.py: the weights go into a
@@ -35,17 +33,6 @@ class ScoreCommandTest {
 
     @TempDir
     Path dir;
-
-    record Run(int code, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
 
     private static SafeTensors.Contents fixture(String name) throws Exception {
         return SafeTensors.read(Path.of(ScoreCommandTest.class.getResource("/fixtures/" + name).toURI()));
@@ -113,9 +100,9 @@ class ScoreCommandTest {
         SafeTensors.Contents fx = fixture(FIXTURE);
         Path[] in = split(fx, true);
         Path o = dir.resolve("out.safetensors");
-        Run r = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
-        assertEquals(0, r.code, r.err);
-        assertTrue(r.out.contains("loss "), r.out);
+        CliRun r = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("loss "), r.out());
         SafeTensors.Contents out = SafeTensors.read(o);
         assertEquals("F32", out.get("score").dtype());
         compareAll(out, fx, "f32", 1e-4, 1e-3, true);
@@ -127,8 +114,8 @@ class ScoreCommandTest {
         SafeTensors.Contents fx = fixture(FIXTURE_F64);
         Path[] in = split(fx, true);
         Path o = dir.resolve("out64.safetensors");
-        Run r = run("score", "--float64", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
-        assertEquals(0, r.code, r.err);
+        CliRun r = run("score", "--float64", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
+        assertEquals(0, r.code(), r.err());
         SafeTensors.Contents out = SafeTensors.read(o);
         assertEquals("F64", out.get("score").dtype());
         compareAll(out, fx, "f64", 1e-9, 1e-9, true);
@@ -139,11 +126,11 @@ class ScoreCommandTest {
         SafeTensors.Contents fx = fixture("model_c1_ngf4_L10_28x28_logit.safetensors");
         Path[] in = split(fx, true);
         Path o = dir.resolve("logit.safetensors");
-        Run r = run("score", "--logit-transform", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
-        assertEquals(0, r.code, r.err);
+        CliRun r = run("score", "--logit-transform", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
+        assertEquals(0, r.code(), r.err());
         compareAll(SafeTensors.read(o), fx, "f32", 1e-4, 1e-3, true);
-        Run plain = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
-        assertEquals(0, plain.code, plain.err);
+        CliRun plain = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
+        assertEquals(0, plain.code(), plain.err());
         assertTrue(rel(SafeTensors.read(o).get("score"), fx.get("f32.score")) > 1e-2, "without the flag x is mapped to 2x - 1");
     }
 
@@ -152,19 +139,19 @@ class ScoreCommandTest {
         SafeTensors.Contents fx = fixture(FIXTURE_F64);
         Path[] in = split(fx, false);
         Path o = dir.resolve("s.safetensors");
-        Run r = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
-        assertEquals(0, r.code, r.err);
+        CliRun r = run("score", "--checkpoint", in[0].toString(), "--batch", in[1].toString(), "--out", o.toString());
+        assertEquals(0, r.code(), r.err());
         SafeTensors.Contents out = SafeTensors.read(o);
         assertNull(out.get("loss"));
         assertEquals(1, out.entries().size());
         assertTrue(rel(out.get("score"), fx.get("f32.score")) < 1e-4);
     }
 
-    private void assertUsageError(Run r, String... fragments) {
-        assertEquals(2, r.code, r.out + r.err);
-        for (String f : fragments) assertTrue(r.err.contains(f), "stderr mentions " + f + ": " + r.err);
-        assertFalse(r.err.contains("\tat ") || r.err.contains("Exception"), "no stack trace: " + r.err);
-        assertEquals(1, r.err.strip().lines().count(), "one message: " + r.err);
+    private void assertUsageError(CliRun r, String... fragments) {
+        assertEquals(2, r.code(), r.out() + r.err());
+        for (String f : fragments) assertTrue(r.err().contains(f), "stderr mentions " + f + ": " + r.err());
+        assertFalse(r.err().contains("\tat ") || r.err().contains("Exception"), "no stack trace: " + r.err());
+        assertEquals(1, r.err().strip().lines().count(), "one message: " + r.err());
     }
 
     @Test
@@ -207,8 +194,8 @@ class ScoreCommandTest {
         assertUsageError(run("score", "--checkpoint", b, "--batch", b, "--out", o), "--checkpoint", "batch.safetensors", "begin_conv.weight");
 
         assertFalse(Files.exists(Path.of(o)), "nothing written on error");
-        Run missingOpt = run("score", "--checkpoint", ck);
-        assertEquals(2, missingOpt.code);
-        assertTrue(missingOpt.err.contains("--batch") && missingOpt.err.contains("--out"), missingOpt.err);
+        CliRun missingOpt = run("score", "--checkpoint", ck);
+        assertEquals(2, missingOpt.code());
+        assertTrue(missingOpt.err().contains("--batch") && missingOpt.err().contains("--out"), missingOpt.err());
     }
 }

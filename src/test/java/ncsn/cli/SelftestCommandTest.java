@@ -25,7 +25,7 @@ class SelftestCommandTest {
     @Test
     void quickSelftestPassesOnTheCpu() throws Exception {
         Path json = dir.resolve("selftest.json");
-        BenchCommandTest.Run r = BenchCommandTest.run("selftest", "--quick", "--json", json.toString());
+        CliRun r = CliRun.run("selftest", "--quick", "--json", json.toString());
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains(" 0 failed"), r.out());
         for (String check : new String[] {"op cpu f32", "model cpu f32", "train cpu f32", "rng cpu f32", "langevin cpu f32",
@@ -47,7 +47,7 @@ class SelftestCommandTest {
     @Test
     void gpuWithoutAGpuExitsTwoWithTheReason() {
         Assumptions.assumeFalse(CudaProbe.available(), "a GPU is present: " + CudaProbe.reason());
-        BenchCommandTest.Run r = BenchCommandTest.run("selftest", "--gpu", "--quick");
+        CliRun r = CliRun.run("selftest", "--gpu", "--quick");
         assertEquals(2, r.code(), r.out() + r.err());
         assertTrue(r.err().contains("no usable GPU"), r.err());
         assertTrue(r.err().contains(CudaProbe.reason()), r.err());
@@ -56,7 +56,7 @@ class SelftestCommandTest {
     @Test
     void infoPrintsTheNoGpuLine() {
         Assumptions.assumeFalse(CudaProbe.available(), "a GPU is present: " + CudaProbe.reason());
-        BenchCommandTest.Run r = BenchCommandTest.run("info");
+        CliRun r = CliRun.run("info");
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains("GPU:         none (" + CudaProbe.reason() + ")"), r.out());
         assertTrue(r.out().contains("Vector API:"), r.out());

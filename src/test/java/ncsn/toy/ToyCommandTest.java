@@ -1,5 +1,7 @@
 package ncsn.toy;
 
+import ncsn.cli.CliRun;
+import static ncsn.cli.CliRun.run;
 import ncsn.io.AtomicFiles;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -10,14 +12,11 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
 import javax.imageio.ImageIO;
-import ncsn.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -27,22 +26,11 @@ class ToyCommandTest {
     @TempDir
     Path tmp;
 
-    private record Run(int code, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
-
     /** A short run (small n and steps) writes toy.json with the four fractions and five decodable PNGs. */
     @Test
     void writesJsonAndPlots() throws IOException {
         Path dir = tmp.resolve("nested/out");
-        Run r = run("toy", "--out", dir.toString(), "--n", "256", "--seed", "3", "--train-steps", "200",
+        CliRun r = run("toy", "--out", dir.toString(), "--n", "256", "--seed", "3", "--train-steps", "200",
                 "--langevin-steps", "100", "--steps-per-level", "20");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("learned_annealed"), r.out());
@@ -87,7 +75,7 @@ class ToyCommandTest {
             {"--n", "0"}, {"--n", "-5"}, {"--train-steps", "0"}, {"--langevin-steps", "-1"}, {"--steps-per-level", "0"},
         };
         for (String[] c : cases) {
-            Run r = run("toy", "--out", dir.toString(), c[0], c[1]);
+            CliRun r = run("toy", "--out", dir.toString(), c[0], c[1]);
             assertEquals(CommandLine.ExitCode.USAGE, r.code(), String.join(" ", c));
             assertTrue(r.err().contains(c[0]) && r.err().contains("must be a positive integer"),
                     String.join(" ", c) + " -> " + r.err());
@@ -98,14 +86,14 @@ class ToyCommandTest {
         // --out is a file, or lies under a file: named in the error.
         Path file = Files.writeString(tmp.resolve("plain.txt"), "x");
         for (Path p : new Path[] {file, file.resolve("sub")}) {
-            Run r = run("toy", "--out", p.toString(), "--n", "16");
+            CliRun r = run("toy", "--out", p.toString(), "--n", "16");
             assertEquals(CommandLine.ExitCode.USAGE, r.code(), r.out());
             assertTrue(r.err().contains(p.toString()) && r.err().contains("output directory"), r.err());
         }
-        Run missing = run("toy");
+        CliRun missing = run("toy");
         assertEquals(CommandLine.ExitCode.USAGE, missing.code());
         assertTrue(missing.err().contains("--out"), missing.err());
-        Run notNumber = run("toy", "--out", dir.toString(), "--n", "many");
+        CliRun notNumber = run("toy", "--out", dir.toString(), "--n", "many");
         assertEquals(CommandLine.ExitCode.USAGE, notNumber.code());
         assertTrue(notNumber.err().contains("--n"), notNumber.err());
     }

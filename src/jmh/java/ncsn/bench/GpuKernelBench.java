@@ -317,10 +317,7 @@ public class GpuKernelBench {
         public void release() {
             if (skipped) return;
             for (Tensor p : model.parameters().values()) free(p.grad(), p);
-            for (int i = 0; i < adam.params().size(); i++) {
-                Adam.ParamState st = adam.state(i);
-                if (st != null) free(st.expAvg(), st.expAvgSq(), st.maxExpAvgSq());
-            }
+            adam.free();
         }
     }
 

@@ -473,12 +473,7 @@ public final class BenchCommand implements Callable<Integer> {
         void release() {
             super.release();
             if (x.isCpu()) return;
-            for (int k = 0; k < adam.params().size(); k++) {
-                Adam.ParamState st = adam.state(k);
-                if (st == null) continue;
-                for (Tensor t : new Tensor[] {st.expAvg(), st.expAvgSq(), st.maxExpAvgSq()})
-                    if (t != null && t.isLive()) t.free();
-            }
+            adam.free();
         }
 
         @Override

@@ -150,14 +150,7 @@ final class KernelBench {
             b = random(3, ngf);
             gy = random(4, n, ngf, size, size);
             Tensor fx = x, fw = w, fb = b, fgy = gy;
-            out.add(time("conv2d fwd", shape, flops, 0, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
-                        Conv2d.apply(fx, fw, fb, dil, dil);
-                    }
-                }
-            }));
+            out.add(time("conv2d fwd", shape, flops, 0, steps, warmup, forward(() -> Conv2d.apply(fx, fw, fb, dil, dil))));
             out.add(time("conv2d bwd-data", shape, flops, 0, steps, warmup,
                     backward(() -> Conv2d.apply(fx, fw, fb, dil, dil), fgy, fx)));
             out.add(time("conv2d bwd-weight", shape, flops, 0, steps, warmup,
@@ -180,14 +173,8 @@ final class KernelBench {
             e = random(6, 10, 3 * ngf);
             gy = random(7, n, ngf, size, size);
             Tensor fx = x, fe = e, fgy = gy;
-            out.add(time("cin_pp fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
-                        CondInstanceNormPlus.apply(fx, fe, labels);
-                    }
-                }
-            }));
+            out.add(time("cin_pp fwd", shape, 0, 2 * bytes, steps, warmup,
+                    forward(() -> CondInstanceNormPlus.apply(fx, fe, labels))));
             // reads x and the output gradient, writes the input gradient; the add into the leaf
             // gradient reads 2 and writes 1 more (as for elu bwd; embed's gradient is tiny)
             out.add(time("cin_pp bwd (+leaf add)", shape, 0, 6 * bytes, steps, warmup,
@@ -208,22 +195,8 @@ final class KernelBench {
             b = random(9, n, 128, 32, 32);
             gy = random(10, n, 128, 32, 32);
             Tensor fa = a, fb = b, fgy = gy;
-            out.add(time("add", shape, 0, 3 * bytes, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
-                        Elementwise.add(fa, fb);
-                    }
-                }
-            }));
-            out.add(time("elu fwd", shape, 0, 2 * bytes, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
-                        Elu.apply(fa);
-                    }
-                }
-            }));
+            out.add(time("add", shape, 0, 3 * bytes, steps, warmup, forward(() -> Elementwise.add(fa, fb))));
+            out.add(time("elu fwd", shape, 0, 2 * bytes, steps, warmup, forward(() -> Elu.apply(fa))));
             // elu backward reads g and the output, writes gx; the leaf add reads 2 and writes 1 more
             out.add(time("elu bwd (+leaf add)", shape, 0, 6 * bytes, steps, warmup,
                     backward(() -> Elu.apply(fa), fgy, fa)));
@@ -244,13 +217,10 @@ final class KernelBench {
             Tensor fx = x, fs = score;
             long blocks = LangevinUpdate.blocksFor(fx.numel());
             long[] offset = {0};
-            out.add(time("langevin_update", shape, 0, bytes, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    // a tiny step keeps x bounded over thousands of calls
-                    LangevinUpdate.apply(fx, fs, 1e-8, SEED, 7, offset[0]);
-                    offset[0] += blocks;
-                }
+            // a tiny step keeps x bounded over thousands of calls
+            out.add(time("langevin_update", shape, 0, bytes, steps, warmup, () -> {
+                LangevinUpdate.apply(fx, fs, 1e-8, SEED, 7, offset[0]);
+                offset[0] += blocks;
             }));
         } catch (RuntimeException | OutOfMemoryError e) {
             out.add(failed("langevin_update", shape, e));
@@ -274,27 +244,26 @@ final class KernelBench {
             adam = new Adam(params, 1e-6, 0.9, 0.999, 1e-8, 0, false);
             Adam fa = adam;
             double bytes = 7 * 4.0 * count; // reads p, g, m, v; writes p, m, v
-            out.add(time("adam", shape, 0, bytes, steps, warmup, new Pass() {
-                @Override
-                public void run() {
-                    fa.step();
-                }
-            }));
+            out.add(time("adam", shape, 0, bytes, steps, warmup, fa::step));
         } catch (RuntimeException | OutOfMemoryError e) {
             out.add(failed("adam", shape, e));
         } finally {
             if (model != null && dev != Device.CPU)
                 for (Tensor p : model.parameters().values()) free(p.grad(), p);
-            if (adam != null) {
-                for (int i = 0; i < adam.params().size(); i++) {
-                    Adam.ParamState st = adam.state(i);
-                    if (st != null) free(st.expAvg(), st.expAvgSq(), st.maxExpAvgSq());
-                }
-            }
+            if (adam != null) adam.free();
         }
     }
 
     // ---- helpers -----------------------------------------------------------------------------------
+
+    /** A forward pass without autograd whose temporaries are freed at once. */
+    private static Pass forward(Runnable op) {
+        return () -> {
+            try (Autograd.NoGrad ng = Autograd.noGrad(); Scope s = Scope.open()) {
+                op.run();
+            }
+        };
+    }
 
     /**
      * A backward pass: {@code setup} records the forward of {@code forward} with exactly the

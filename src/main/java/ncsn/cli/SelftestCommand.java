@@ -336,8 +336,8 @@ public final class SelftestCommand implements Callable<Integer> {
         } finally {
             release(fast);
             release(ref);
-            freeAdam(adamFast);
-            freeAdam(adamRef);
+            if (adamFast != null) adamFast.free();
+            if (adamRef != null) adamRef.free();
         }
     }
 
@@ -486,8 +486,8 @@ public final class SelftestCommand implements Callable<Integer> {
                     if (t.grad() != null && t.grad().isLive()) t.grad().free();
                     if (t.isLive()) t.free();
                 }
-            freeAdam(af);
-            freeAdam(ar);
+            if (af != null) af.free();
+            if (ar != null) ar.free();
         }
     }
 
@@ -510,16 +510,6 @@ public final class SelftestCommand implements Callable<Integer> {
         Autograd.backward(loss);
         adam.step();
         return l;
-    }
-
-    private static void freeAdam(Adam adam) {
-        if (adam == null) return;
-        for (int i = 0; i < adam.params().size(); i++) {
-            Adam.ParamState st = adam.state(i);
-            if (st == null) continue;
-            for (Tensor t : new Tensor[] {st.expAvg(), st.expAvgSq(), st.maxExpAvgSq()})
-                if (t != null && t.isLive()) t.free();
-        }
     }
 
     private static Tensor onDevice(Tensor t, Device device) {

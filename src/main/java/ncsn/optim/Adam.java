@@ -173,6 +173,23 @@ public final class Adam {
         return amsgrad;
     }
 
+    /**
+     * Frees the optimizer's own memory: the moments of every parameter and, on CUDA, the parameter
+     * tables of the multi-tensor kernel (device memory is not garbage-collected). Idempotent; the
+     * optimizer must not be stepped afterwards.
+     */
+    public void free() {
+        for (ParamState s : state) {
+            if (s == null) continue;
+            for (Tensor t : new Tensor[] {s.expAvg, s.expAvgSq, s.maxExpAvgSq})
+                if (t != null && t.isLive()) t.free();
+        }
+        if (gpu != null) {
+            gpu.clear();
+            gpu = null;
+        }
+    }
+
     /** Sets every parameter's gradient to zero (keeping the buffers, as PyTorch 1.13's zero_grad()). */
     public void zeroGrad() {
         for (Tensor p : params) p.zeroGrad();

@@ -185,14 +185,7 @@ public final class Trainer {
 
     /** Device memory of the run (weights, gradients, Adam's moments, EMA) goes back to the allocator. */
     private void freeDeviceState() {
-        if (adam != null)
-            for (int i = 0; i < adam.params().size(); i++) {
-                Adam.ParamState s = adam.state(i);
-                if (s == null) continue;
-                s.expAvg().free();
-                s.expAvgSq().free();
-                if (s.maxExpAvgSq() != null) s.maxExpAvgSq().free();
-            }
+        if (adam != null) adam.free();
         if (ema != null) for (Tensor t : ema.values()) t.free();
         if (model != null) model.free();
     }

@@ -34,7 +34,7 @@ public final class Launch {
             args.add(Pointer.to(new jcuda.driver.CUdeviceptr()));
             return this;
         }
-        args.add(Pointer.to(CudaTensors.storage(kernel, t).pointer(kernel).withByteOffset(4L * t.elementOffset())));
+        args.add(Pointer.to(CudaBackend.devicePtr(kernel, t)));
         return this;
     }
 

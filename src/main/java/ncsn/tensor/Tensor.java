@@ -23,6 +23,11 @@ public final class Tensor {
     /** Set when backward consumed the node that made this tensor: its graph is gone. */
     private boolean graphReleased;
     private String name;
+    /**
+     * Element offset into the storage: 0 for every tensor except the one-element views that
+     * {@link #get}/{@link #set} hand to a device backend's copy.
+     */
+    private int elementOffset;
 
     private Tensor(Storage storage, int[] shape) {
         this.storage = storage;
@@ -69,9 +74,7 @@ public final class Tensor {
     /** A persistent zero tensor on {@code device} that no scope owns. */
     public static Tensor persistent(Device device, DType dtype, int... shape) {
         int[] s = checkShape(shape);
-        Storage st = device == Device.CPU ? CpuStorage.allocate(dtype, numel(s), false, true)
-                : DeviceBackend.of(device).allocate(dtype, numel(s), false, true);
-        return new Tensor(st, s);
+        return new Tensor(newStorage(device, dtype, numel(s), false, true), s);
     }
 
     /** A persistent zero-initialised leaf with {@code requiresGrad}. */
@@ -121,10 +124,14 @@ public final class Tensor {
     private static Tensor allocate(Device device, DType dtype, int[] shape, boolean zero) {
         int[] s = checkShape(shape);
         Scope scope = Scope.current();
-        Storage st = device == Device.CPU ? CpuStorage.allocate(dtype, numel(s), scope != null, zero)
-                : DeviceBackend.of(device).allocate(dtype, numel(s), scope != null, zero);
+        Storage st = newStorage(device, dtype, numel(s), scope != null, zero);
         if (scope != null) scope.adopt(st);
         return new Tensor(st, s);
+    }
+
+    private static Storage newStorage(Device device, DType dtype, int length, boolean pooled, boolean zero) {
+        return device == Device.CPU ? CpuStorage.allocate(dtype, length, pooled, zero)
+                : DeviceBackend.of(device).allocate(dtype, length, pooled, zero);
     }
 
     private static int[] checkShape(int[] shape) {
@@ -244,12 +251,7 @@ public final class Tensor {
         return host;
     }
 
-    /**
-     * Element offset into the storage: 0 for every tensor except the one-element views that
-     * {@link #get}/{@link #set} hand to a device backend's copy.
-     */
-    private int elementOffset;
-
+    /** Element offset into the storage (see the field). */
     public int elementOffset() {
         return elementOffset;
     }

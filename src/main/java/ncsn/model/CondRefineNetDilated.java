@@ -139,7 +139,8 @@ public final class CondRefineNetDilated {
     public void copyWeightsFrom(CondRefineNetDilated src) {
         if (!src.cfg.equals(cfg))
             throw new IllegalArgumentException("copyWeightsFrom: the source network (" + src.cfg + ") differs from this one (" + cfg + ")");
-        for (Map.Entry<String, Tensor> e : params.entrySet()) copyParam(src.params.get(e.getKey()), e.getValue());
+        // Tensor.copyFrom converts across devices and dtypes (the CUDA backend widens and narrows float64).
+        for (Map.Entry<String, Tensor> e : params.entrySet()) e.getValue().copyFrom(src.params.get(e.getKey()));
     }
 
     /**
@@ -150,21 +151,6 @@ public final class CondRefineNetDilated {
         for (Tensor p : params.values()) {
             if (p.grad() != null) p.grad().free();
             p.free();
-        }
-    }
-
-    /** dst = src across devices and dtypes; host temporaries are freed at once. */
-    private static void copyParam(Tensor src, Tensor dst) {
-        if (src.device() == dst.device() || (src.isCpu() && src.dtype() == DType.F32) || (dst.isCpu() && dst.dtype() == DType.F32)) {
-            dst.copyFrom(src);
-            return;
-        }
-        // float64 CPU <-> CUDA: through a float32 host copy (the device backend copies float32 only).
-        Tensor host = src.isCpu() ? src.to(DType.F32) : src.to(Device.CPU);
-        try {
-            dst.copyFrom(host);
-        } finally {
-            host.free();
         }
     }
 
@@ -217,7 +203,7 @@ public final class CondRefineNetDilated {
             CondRefineNetDilated host = new CondRefineNetDilated(cfg, DType.F32);
             host.initialize(seed);
             copyWeightsFrom(host);
-            for (Tensor p : host.params.values()) p.free();
+            host.free();
             for (Tensor p : params.values()) p.zeroGrad();
             return;
         }

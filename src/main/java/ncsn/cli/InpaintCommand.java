@@ -130,7 +130,7 @@ public final class InpaintCommand implements Callable<Integer> {
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
                 + "  \"seed\": " + opt.seed + ",\n"
-                + "  \"device\": \"" + device + "\",\n";
+                + "  \"device\": \"" + device + "\",\n" + SampleOutputs.cudaGraphFields(is);
         Inpainter.write(opt.out, is, refs, m, perImage, r, meta, extra);
         o.println("timing: " + r.timing().summary());
         o.printf(Locale.ROOT, "wrote %d completions of %d images to %s (%s, %s%s, %s) in %.1f s%n", total, refs.count(), opt.out,

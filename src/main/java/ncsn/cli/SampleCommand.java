@@ -148,7 +148,7 @@ public final class SampleCommand implements Callable<Integer> {
                 + "  \"model\": " + SampleOutputs.jsonString(sm.model().config().toString()) + ",\n"
                 + "  \"image\": [" + c + ", " + size + ", " + size + "],\n"
                 + "  \"seed\": " + opt.seed + ",\n"
-                + "  \"device\": \"" + device + "\",\n";
+                + "  \"device\": \"" + device + "\",\n" + SampleOutputs.cudaGraphFields(is);
         SampleOutputs.writeSamples(opt.out, is, r, meta, extra);
         o.println("timing: " + r.timing().summary());
         o.printf(Locale.ROOT, "wrote %d samples to %s (%s, %s/, %s%s, %s) in %.1f s%n", n, opt.out, SampleOutputs.SAMPLES_PNG,

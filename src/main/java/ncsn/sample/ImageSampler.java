@@ -56,7 +56,7 @@ import ncsn.tensor.Tensor;
  * operation instead of once). Timings synchronise the device after the network and after the
  * update, so they measure the GPU's work, not the launches.
  *
- * <p><b>CUDA graphs</b> ({@link #cudaGraph}, {@code -Dncsn.cuda.graph=on}; default off): each
+ * <p><b>CUDA graphs</b> ({@link #cudaGraph}, {@code -Dncsn.cuda.graph=on|off}; default on): each
  * level's steps after the first replay one captured step ({@link LangevinGraph}), bit-identical to
  * the plain launches; a replayed step's whole time counts as network time. A capture failure falls
  * back to plain launches for the rest of the run ({@link #graphFailure}).
@@ -279,7 +279,7 @@ public final class ImageSampler {
 
     /**
      * On CUDA, replay each noise level's steps after the first as a CUDA graph ({@link LangevinGraph};
-     * bit-identical samples) or not; overrides {@code -Dncsn.cuda.graph=on|off} (default off).
+     * bit-identical samples) or not; overrides {@code -Dncsn.cuda.graph=on|off} (default on).
      * Ignored on the CPU. Returns this.
      */
     public ImageSampler cudaGraph(boolean on) {

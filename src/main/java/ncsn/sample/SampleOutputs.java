@@ -118,4 +118,15 @@ public final class SampleOutputs {
         }
         return sb.append('"').toString();
     }
+
+    /**
+     * timing.json lines for a run on CUDA: the steps replayed as CUDA graphs and, when graphs were
+     * given up, why; nothing on the CPU.
+     */
+    public static String cudaGraphFields(ImageSampler is) {
+        if (is.device() == ncsn.tensor.Device.CPU) return "";
+        String s = "  \"cuda_graph_replays\": " + is.graphReplays() + ",\n";
+        if (is.graphFailure() != null) s += "  \"cuda_graph_failure\": " + jsonString(is.graphFailure()) + ",\n";
+        return s;
+    }
 }

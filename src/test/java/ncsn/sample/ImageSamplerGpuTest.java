@@ -33,7 +33,9 @@ class ImageSamplerGpuTest {
             calls.incrementAndGet();
             net.score(x, level, out);
         };
-        return new ImageSampler(checked, SIGMAS, 1, 8, 8, false).onDevice(Device.CUDA);
+        // Plain launches: the call count below is the plain path's (a graph replay does not call the
+        // score function; LangevinGraphGpuTest covers graphs).
+        return new ImageSampler(checked, SIGMAS, 1, 8, 8, false).onDevice(Device.CUDA).cudaGraph(false);
     }
 
     private static void assertClose(ImageSampler.Result cpu, ImageSampler.Result gpu, String what) {

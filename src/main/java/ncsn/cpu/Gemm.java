@@ -63,8 +63,107 @@ public final class Gemm {
             scale(m, n, beta, c, offC, ldc);
             return;
         }
-        new Job(kernel, parallel ? Parallel.threads() : 1, transA, transB, m, n, k, alpha,
-                a, offA, lda, b, offB, ldb, beta, c, offC, ldc).run();
+        new Job(kernel, parallel ? Parallel.threads() : 1, m, n, k, alpha, transA, a, offA, lda, null,
+                panels(kernel, transB, b, offB, ldb), beta, c, offC, ldc).run();
+    }
+
+    /**
+     * C[m x n] = alpha * A * op(B) + beta * C with A packed beforehand ({@link #packA}) and op(B)
+     * [k x n] supplied by {@code b} straight into the packed panels (for a plain matrix:
+     * {@link #panels}). A convolution multiplies every image by the same weights: packing them
+     * once per layer call instead of once per image and panel, and writing im2col straight
+     * into the panel, removes two of the three copies of the plain path.
+     */
+    public static void sgemm(GemmKernel kernel, boolean parallel, PackedA a, PanelSource b, int n,
+                             float alpha, float beta, float[] c, int offC, int ldc) {
+        if (kernel == null || a == null || b == null)
+            throw new IllegalArgumentException("sgemm: kernel, packed A and panel source must be given");
+        if (a.kernel != kernel)
+            throw new IllegalArgumentException("sgemm: A was packed for kernel " + a.kernel.name() + ", not " + kernel.name());
+        if (n < 0) throw new IllegalArgumentException("sgemm: negative dimension n=" + n);
+        String problem = operandProblem("C", "m x n", c, offC, ldc, "ldc", a.m, n);
+        if (problem != null)
+            throw new IllegalArgumentException("sgemm: " + problem + " (m=" + a.m + ", n=" + n + ", k=" + a.k + ", A packed)");
+        if (a.m == 0 || n == 0) return;
+        if (a.k == 0 || alpha == 0f) {
+            scale(a.m, n, beta, c, offC, ldc);
+            return;
+        }
+        new Job(kernel, parallel ? Parallel.threads() : 1, a.m, n, a.k, alpha, false, null, 0, 0, a, b, beta, c, offC,
+                ldc).run();
+    }
+
+    /**
+     * Writes slices of op(B) [k x n] in the kernel's packed-B layout ({@link GemmKernel}), so
+     * that an operand which is never stored as a matrix (a convolution's im2col) can be
+     * packed straight from where it lives. Called from several threads at once for disjoint
+     * column ranges.
+     */
+    public interface PanelSource {
+        /** op(B)[p0 .. p0+kc, j0 .. j0+nc] at bp[bp0 ..], zero-padded to whole slivers of nr columns. */
+        void pack(int p0, int kc, int j0, int nc, float[] bp, int bp0);
+    }
+
+    /** A stored matrix as a panel source: op(B)(p, j) = b[offB + p*ldb + j], or b[offB + j*ldb + p] if transB. */
+    public static PanelSource panels(GemmKernel kernel, boolean transB, float[] b, int offB, int ldb) {
+        return (p0, kc, j0, nc, bp, bp0) -> kernel.packB(transB, b, offB, ldb, p0, kc, j0, nc, bp, bp0);
+    }
+
+    /**
+     * op(A) [m x k] packed once in {@link Job}'s depth blocks (each block: m rounded up to whole
+     * slivers, times the block's depth, in the kernel's packed-A layout), for several products
+     * with the same A. Read-only once made, so threads share it.
+     */
+    public static final class PackedA {
+        final GemmKernel kernel;
+        final int m, k, rows, kcStep;
+        final float[] data;
+
+        private PackedA(GemmKernel kernel, int m, int k, float[] data) {
+            this.kernel = kernel;
+            this.m = m;
+            this.k = k;
+            this.rows = roundUp(Math.max(m, 1), kernel.mr());
+            this.kcStep = depthStep(kernel, m, k);
+            this.data = data;
+        }
+
+        /** Where depth block pc (a multiple of the block depth) starts: every block before it holds rows x its depth. */
+        int offset(int pc) {
+            return rows * pc;
+        }
+    }
+
+    /** Floats {@link #packA} needs for an m x k operand with this kernel (its buffer may be pooled). */
+    public static int packedASize(GemmKernel kernel, int m, int k) {
+        return roundUp(Math.max(m, 1), kernel.mr()) * k + GemmKernel.PACK_SLACK;
+    }
+
+    /**
+     * Packs op(A) [m x k] (A stored m x k, or k x m when transA, at offA with leading dimension
+     * lda) into {@code into} (at least {@link #packedASize} floats) for {@link #sgemm(GemmKernel,
+     * boolean, PackedA, PanelSource, int, float, float, float[], int, int)}.
+     */
+    public static PackedA packA(GemmKernel kernel, boolean transA, int m, int k, float[] a, int offA, int lda,
+                                float[] into) {
+        if (kernel == null) throw new IllegalArgumentException("packA: kernel is null");
+        if (m < 0 || k < 0) throw new IllegalArgumentException("packA: negative dimension (m=" + m + ", k=" + k + ")");
+        String problem = operandProblem("A", transA ? "k x m" : "m x k", a, offA, lda, "lda", transA ? k : m, transA ? m : k);
+        if (problem != null) throw new IllegalArgumentException("packA: " + problem + " (m=" + m + ", k=" + k + ")");
+        int need = packedASize(kernel, m, k);
+        if (into == null || into.length < need)
+            throw new IllegalArgumentException("packA: buffer of " + (into == null ? 0 : into.length) + " floats, " + need + " needed");
+        PackedA pa = new PackedA(kernel, m, k, into);
+        if (m > 0) {
+            for (int pc = 0; pc < k; pc += pa.kcStep)
+                kernel.packA(transA, a, offA, lda, 0, m, pc, Math.min(pa.kcStep, k - pc), into, pa.offset(pc));
+        }
+        return pa;
+    }
+
+    /** Depth of {@link Job}'s blocks: k cut into equal blocks no deeper than the kernel's kc for m rows. */
+    static int depthStep(GemmKernel kernel, int m, int k) {
+        return ceilDiv(k, ceilDiv(Math.max(k, 1), kernel.kc(m)));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -177,11 +276,13 @@ public final class Gemm {
     private static final class Job implements Parallel.Range {
         final GemmKernel kernel;
         final int threads;
-        final boolean transA, transB;
         final int m, n, k;
         final float alpha, beta;
-        final float[] a, b, c;
-        final int offA, lda, offB, ldb, offC, ldc;
+        final boolean transA;
+        final float[] a, c;
+        final int offA, lda, offC, ldc;
+        final PackedA packed; // op(A) packed beforehand, or null: each unit packs its rows of a
+        final PanelSource source;
         final int mr, nr;
 
         // The current (jc, pc) step, written by the calling thread between phases.
@@ -192,24 +293,21 @@ public final class Gemm {
         boolean packingB; // which phase run(lo, hi) executes
         final AtomicInteger next = new AtomicInteger();
 
-        Job(GemmKernel kernel, int threads, boolean transA, boolean transB, int m, int n, int k,
-            float alpha, float[] a, int offA, int lda, float[] b, int offB, int ldb,
-            float beta, float[] c, int offC, int ldc) {
+        Job(GemmKernel kernel, int threads, int m, int n, int k, float alpha, boolean transA, float[] a, int offA,
+            int lda, PackedA packed, PanelSource source, float beta, float[] c, int offC, int ldc) {
             this.kernel = kernel;
             this.threads = threads;
-            this.transA = transA;
-            this.transB = transB;
             this.m = m;
             this.n = n;
             this.k = k;
             this.alpha = alpha;
-            this.beta = beta;
+            this.transA = transA;
             this.a = a;
             this.offA = offA;
             this.lda = lda;
-            this.b = b;
-            this.offB = offB;
-            this.ldb = ldb;
+            this.packed = packed;
+            this.source = source;
+            this.beta = beta;
             this.c = c;
             this.offC = offC;
             this.ldc = ldc;
@@ -219,9 +317,8 @@ public final class Gemm {
 
         void run() {
             // Equal-sized blocks (k = 300 with kc 256 runs as 150 + 150, not 256 + 44).
-            int kSteps = ceilDiv(k, kernel.kc());
-            int kcStep = ceilDiv(k, kSteps);
-            int nSteps = ceilDiv(n, kernel.nc());
+            int kcStep = depthStep(kernel, m, k);
+            int nSteps = ceilDiv(n, kernel.nc(m));
             int ncStep = roundUp(ceilDiv(n, nSteps), nr);
             bp = SCRATCH.get().b(ncStep * kcStep + GemmKernel.PACK_SLACK);
             for (jc = 0; jc < n; jc += ncStep) {
@@ -277,20 +374,21 @@ public final class Gemm {
         public void run(int lo, int hi) {
             if (packingB) {
                 int j0 = lo * nr;
-                kernel.packB(transB, b, offB, ldb, pc, kc, jc + j0, Math.min(hi * nr, nc) - j0,
-                        bp, j0 * kc);
+                source.pack(pc, kc, jc + j0, Math.min(hi * nr, nc) - j0, bp, j0 * kc);
                 return;
             }
             Scratch s = SCRATCH.get();
-            float[] ap = s.a(mcStep * kc + GemmKernel.PACK_SLACK);
+            float[] ap = packed != null ? packed.data : s.a(mcStep * kc + GemmKernel.PACK_SLACK);
             float[] tile = s.tile(mr * nr + GemmKernel.PACK_SLACK);
             int u;
             while ((u = next.getAndIncrement()) < units) {
                 int ib = u / nParts, part = u - ib * nParts;
                 int ic = ib * mcStep, j0 = part * partStep;
                 int mc = Math.min(mcStep, m - ic);
-                kernel.packA(transA, a, offA, lda, ic, mc, pc, kc, ap, 0);
-                kernel.macroKernel(mc, Math.min(partStep, nc - j0), kc, alpha, ap, 0, bp, j0 * kc,
+                int ap0 = 0;
+                if (packed != null) ap0 = packed.offset(pc) + ic * kc; // ic is a whole number of slivers
+                else kernel.packA(transA, a, offA, lda, ic, mc, pc, kc, ap, 0);
+                kernel.macroKernel(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, bp, j0 * kc,
                         stepBeta, c, offC + ic * ldc + jc + j0, ldc, tile);
             }
         }

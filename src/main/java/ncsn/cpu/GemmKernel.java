@@ -45,6 +45,16 @@ public interface GemmKernel {
     /** Columns of C per packed B panel (a multiple of {@link #nr()}). */
     int nc();
 
+    /** {@link #kc()} for a product whose C has m rows (a kernel may block skinny products differently). */
+    default int kc(int m) {
+        return kc();
+    }
+
+    /** {@link #nc()} for a product whose C has m rows (a multiple of {@link #nr()}). */
+    default int nc(int m) {
+        return nc();
+    }
+
     /**
      * C[mc x nc] (row-major at {@code c0}, leading dimension {@code ldc}) = alpha * Ap * Bp +
      * beta * C, with Ap and Bp packed as described above. {@code beta == 0} overwrites C without
@@ -73,5 +83,16 @@ public interface GemmKernel {
     default void packB(boolean transB, float[] b, int offB, int ldb, int p0, int kc, int j0, int nc,
                        float[] bp, int bp0) {
         ScalarGemm.packB(nr(), transB, b, offB, ldb, p0, kc, j0, nc, bp, bp0);
+    }
+
+    /**
+     * Part of a B panel's depth: rows [0, rows) of a row-major block (at {@code src[off]},
+     * leading dimension {@code ld}, {@code nc} columns) into slivers that are {@code depth}
+     * rows deep, row r of sliver s at {@code bp[bp0 + s*nr*depth + r*nr]}, columns past nc
+     * zeroed. For a caller that fills a panel a few rows at a time from a small buffer (a
+     * convolution's im2col rows); {@code packB} of an untransposed B is this with depth kc.
+     */
+    default void packBRows(float[] src, int off, int ld, int rows, int nc, int depth, float[] bp, int bp0) {
+        ScalarGemm.packBRows(nr(), src, off, ld, rows, nc, depth, bp, bp0);
     }
 }

@@ -143,26 +143,34 @@ public final class ScalarGemm implements GemmKernel {
      */
     public static void packB(int nr, boolean transB, float[] b, int offB, int ldb, int p0, int kc,
                              int j0, int nc, float[] bp, int bp0) {
+        if (!transB) {
+            // op(B)(p, j) = b[offB + p*ldb + j]: rows of each sliver are contiguous.
+            packBRows(nr, b, offB + p0 * ldb + j0, ldb, kc, nc, kc, bp, bp0);
+            return;
+        }
         for (int s = 0; s < nc; s += nr) {
             int cols = Math.min(nr, nc - s);
             int dst = bp0 + s * kc;
-            if (!transB) {
-                // op(B)(p, j) = b[offB + p*ldb + j]: rows of the sliver are contiguous.
-                int src = offB + p0 * ldb + j0 + s;
-                for (int p = 0, d = dst; p < kc; p++, d += nr, src += ldb) {
-                    for (int j = 0; j < cols; j++) bp[d + j] = b[src + j];
-                }
-            } else {
-                // op(B)(p, j) = b[offB + j*ldb + p]: read each stored row sequentially.
-                for (int j = 0; j < cols; j++) {
-                    int src = offB + (j0 + s + j) * ldb + p0;
-                    for (int p = 0, d = dst + j; p < kc; p++, d += nr) bp[d] = b[src + p];
-                }
+            // op(B)(p, j) = b[offB + j*ldb + p]: read each stored row sequentially.
+            for (int j = 0; j < cols; j++) {
+                int src = offB + (j0 + s + j) * ldb + p0;
+                for (int p = 0, d = dst + j; p < kc; p++, d += nr) bp[d] = b[src + p];
             }
             if (cols < nr) {
                 for (int p = 0, d = dst; p < kc; p++, d += nr) {
                     for (int j = cols; j < nr; j++) bp[d + j] = 0f;
                 }
+            }
+        }
+    }
+
+    /** {@link GemmKernel#packBRows} in plain Java. */
+    public static void packBRows(int nr, float[] src, int off, int ld, int rows, int nc, int depth, float[] bp, int bp0) {
+        for (int s = 0; s < nc; s += nr) {
+            int cols = Math.min(nr, nc - s);
+            for (int r = 0, from = off + s, d = bp0 + s * depth; r < rows; r++, from += ld, d += nr) {
+                for (int j = 0; j < cols; j++) bp[d + j] = src[from + j];
+                for (int j = cols; j < nr; j++) bp[d + j] = 0f;
             }
         }
     }

@@ -299,17 +299,52 @@ public final class Conv2d {
 
         public static void forward(GemmKernel kernel, Threading threading, Dims g, float[] x, float[] w, float[] b,
                                    float[] y) {
-            int nImages = g.n();
-            if (byImages(threading, nImages)) {
-                AtomicInteger next = new AtomicInteger();
-                Parallel.forRange(Math.min(Parallel.threads(), nImages), 1, (lo, hi) -> {
-                    Scratch s = SCRATCH.get();
-                    for (int n; (n = next.getAndIncrement()) < nImages; ) forwardImage(kernel, false, g, x, w, b, y, n, s);
-                });
-            } else {
-                Scratch s = SCRATCH.get();
-                for (int n = 0; n < nImages; n++) forwardImage(kernel, true, g, x, w, b, y, n, s);
+            int nImages = g.n(), co = g.co(), k = g.k();
+            try (Scope scope = Scope.open()) {
+                // W [Co, K] packed once for all images (a pooled buffer: no allocation in steady state).
+                Gemm.PackedA wp = Gemm.packA(kernel, false, co, k, w, 0, k,
+                        Tensor.empty(DType.F32, Gemm.packedASize(kernel, co, k)).f32());
+                if (byImages(threading, nImages)) {
+                    AtomicInteger next = new AtomicInteger();
+                    Parallel.forRange(Math.min(Parallel.threads(), nImages), 1, (lo, hi) -> {
+                        for (int n; (n = next.getAndIncrement()) < nImages; ) forwardImage(kernel, false, g, x, wp, b, y, n);
+                    });
+                } else {
+                    for (int n = 0; n < nImages; n++) forwardImage(kernel, true, g, x, wp, b, y, n);
+                }
             }
+        }
+
+        /** Image n's im2col matrix [K, P] as GEMM panels: x itself for a 1x1 pad-0 conv, else packed straight from x. */
+        /** im2col rows per copy into a GEMM panel: 8 x a 1024-column panel is 32 KiB, within L1. */
+        private static final int PANEL_ROWS = 8;
+
+        private static Gemm.PanelSource columnPanels(GemmKernel kernel, Dims g, float[] x, int xOff) {
+            if (g.pointwise()) return Gemm.panels(kernel, false, x, xOff, g.p());
+            int nr = kernel.nr();
+            return (p0, kc, j0, nc, bp, bp0) -> {
+                // A few im2col rows at a time into a buffer that stays in L1, then vector copies into the panel.
+                float[] rows = SCRATCH.get().rows(PANEL_ROWS * nc);
+                for (int r0 = 0; r0 < kc; r0 += PANEL_ROWS) {
+                    int n = Math.min(PANEL_ROWS, kc - r0);
+                    for (int r = 0; r < n; r++) im2colRow(g, x, xOff, p0 + r0 + r, j0, j0 + nc, rows, r * nc);
+                    kernel.packBRows(rows, 0, nc, n, nc, kc, bp, bp0 + r0 * nr);
+                }
+            };
+        }
+
+        /** y_n[Co, P] = W[Co, K] * col_n[K, P] (+ b). {@code parallel}: the GEMM uses all workers. */
+        private static void forwardImage(GemmKernel kernel, boolean parallel, Dims g, float[] x, Gemm.PackedA w,
+                                         float[] b, float[] y, int n) {
+            int co = g.co(), p = g.p();
+            int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
+            float beta = 0f;
+            if (b != null) {
+                // Bias first, then the GEMM accumulates onto it (beta = 1): no second pass over y.
+                for (int c = 0; c < co; c++) Arrays.fill(y, yOff + c * p, yOff + (c + 1) * p, b[c]);
+                beta = 1f;
+            }
+            Gemm.sgemm(kernel, parallel, w, columnPanels(kernel, g, x, xOff), p, 1f, beta, y, yOff, p);
         }
 
         /** Image n's im2col matrix [K, P]: x itself (at xOff) for a 1x1 pad-0 conv, else this thread's scratch (at 0). */
@@ -320,50 +355,40 @@ public final class Conv2d {
             return col;
         }
 
-        /** y_n[Co, P] = W[Co, K] * col_n[K, P] (+ b). {@code parallel}: GEMM and im2col use all workers. */
-        private static void forwardImage(GemmKernel kernel, boolean parallel, Dims g, float[] x, float[] w,
-                                         float[] b, float[] y, int n, Scratch s) {
-            int co = g.co(), k = g.k(), p = g.p();
-            int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
-            float[] col = columns(parallel, g, x, xOff, s);
-            int colOff = g.pointwise() ? xOff : 0;
-            float beta = 0f;
-            if (b != null) {
-                // Bias first, then the GEMM accumulates onto it (beta = 1): no second pass over y.
-                for (int c = 0; c < co; c++) Arrays.fill(y, yOff + c * p, yOff + (c + 1) * p, b[c]);
-                beta = 1f;
-            }
-            Gemm.sgemm(kernel, parallel, false, false, co, p, k, 1f, w, 0, k, col, colOff, p, beta, y, yOff, p);
-        }
-
         // ---- backward-data ------------------------------------------------------------------
 
         public static void backwardData(GemmKernel kernel, Threading threading, Dims g, float[] dy, float[] w,
                                         float[] dx) {
-            int nImages = g.n();
-            if (byImages(threading, nImages)) {
-                AtomicInteger next = new AtomicInteger();
-                Parallel.forRange(Math.min(Parallel.threads(), nImages), 1, (lo, hi) -> {
+            int nImages = g.n(), co = g.co(), k = g.k();
+            try (Scope scope = Scope.open()) {
+                // W^T [K, Co] packed once for all images.
+                Gemm.PackedA wt = Gemm.packA(kernel, true, k, co, w, 0, k,
+                        Tensor.empty(DType.F32, Gemm.packedASize(kernel, k, co)).f32());
+                if (byImages(threading, nImages)) {
+                    AtomicInteger next = new AtomicInteger();
+                    Parallel.forRange(Math.min(Parallel.threads(), nImages), 1, (lo, hi) -> {
+                        Scratch s = SCRATCH.get();
+                        for (int n; (n = next.getAndIncrement()) < nImages; ) dataImage(kernel, false, g, dy, wt, dx, n, s);
+                    });
+                } else {
                     Scratch s = SCRATCH.get();
-                    for (int n; (n = next.getAndIncrement()) < nImages; ) dataImage(kernel, false, g, dy, w, dx, n, s);
-                });
-            } else {
-                Scratch s = SCRATCH.get();
-                for (int n = 0; n < nImages; n++) dataImage(kernel, true, g, dy, w, dx, n, s);
+                    for (int n = 0; n < nImages; n++) dataImage(kernel, true, g, dy, wt, dx, n, s);
+                }
             }
         }
 
         /** dx_n = col2im(W^T[K, Co] * dy_n[Co, P]); for 1x1 pad 0 the GEMM writes dx_n directly. */
-        private static void dataImage(GemmKernel kernel, boolean parallel, Dims g, float[] dy, float[] w, float[] dx,
-                                      int n, Scratch s) {
+        private static void dataImage(GemmKernel kernel, boolean parallel, Dims g, float[] dy, Gemm.PackedA wt,
+                                      float[] dx, int n, Scratch s) {
             int co = g.co(), k = g.k(), p = g.p();
             int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
+            Gemm.PanelSource dyn = Gemm.panels(kernel, false, dy, yOff, p);
             if (g.pointwise()) {
-                Gemm.sgemm(kernel, parallel, true, false, k, p, co, 1f, w, 0, k, dy, yOff, p, 0f, dx, xOff, p);
+                Gemm.sgemm(kernel, parallel, wt, dyn, p, 1f, 0f, dx, xOff, p);
                 return;
             }
             float[] dcol = s.col(k * p);
-            Gemm.sgemm(kernel, parallel, true, false, k, p, co, 1f, w, 0, k, dy, yOff, p, 0f, dcol, 0, p);
+            Gemm.sgemm(kernel, parallel, wt, dyn, p, 1f, 0f, dcol, 0, p);
             if (parallel) {
                 // Channels are independent in col2im (each owns its dx plane).
                 int grain = Math.max(1, (1 << 15) / (g.kh() * g.kw() * p));
@@ -460,39 +485,47 @@ public final class Conv2d {
             else im2col(g, x, xOff, col, 0, k);
         }
 
-        /**
-         * Rows [rLo, rHi) of col[K, P]: row r = (ci, i, j) holds, for each output pixel (oh, ow),
-         * x[ci, oh + dy, ow + dx] with dy = i*d - p, dx = j*d - p, or 0 outside the image. The
-         * valid output rows [ohLo, ohHi) and columns [owLo, owHi) are computed once per row of
-         * col; inside, each output row is a zero head, one arraycopy, and a zero tail.
-         */
+        /** Rows [rLo, rHi) of col[K, P] (see {@link #im2colRow}). */
         static void im2col(Dims g, float[] x, int xOff, float[] col, int rLo, int rHi) {
+            int p = g.p();
+            for (int r = rLo; r < rHi; r++) im2colRow(g, x, xOff, r, 0, p, col, r * p);
+        }
+
+        /**
+         * Columns [q0, q1) of row r of image x[xOff ..]'s im2col matrix, written to dst[dstOff ..]:
+         * row r = (ci, i, j) holds, for each output pixel q = (oh, ow), x[ci, oh + dy, ow + dx] with
+         * dy = i*d - p, dx = j*d - p, or 0 outside the image. Each output row's piece is a zero
+         * head, one arraycopy and a zero tail; with dx == 0 and Wo == W the valid pixels of all
+         * rows are one contiguous run of x (one copy).
+         */
+        static void im2colRow(Dims g, float[] x, int xOff, int r, int q0, int q1, float[] dst, int dstOff) {
             final int h = g.h(), w = g.w(), kw = g.kw(), kk = g.kh() * kw, pad = g.pad(), d = g.dil();
-            final int ho = g.ho(), wo = g.wo(), p = ho * wo;
-            for (int r = rLo; r < rHi; r++) {
-                int ci = r / kk, t = r - ci * kk, i = t / kw, j = t - i * kw;
-                int xc = xOff + ci * h * w;
-                int dy = i * d - pad, dx = j * d - pad;
-                // Output pixel (oh, ow) reads input (oh + dy, ow + dx): valid when 0 <= oh + dy < h etc.
-                int ohLo = clamp(-dy, 0, ho), ohHi = clamp(h - dy, ohLo, ho);
-                int owLo = clamp(-dx, 0, wo), owHi = clamp(w - dx, owLo, wo);
-                int len = owHi - owLo;
-                int dst = r * p;
-                Arrays.fill(col, dst, dst + ohLo * wo, 0f);
-                if (len == w && wo == w) {
-                    // Whole input rows land on whole output rows (dx == 0, no column padding): one copy.
-                    if (ohHi > ohLo) System.arraycopy(x, xc + (ohLo + dy) * w, col, dst + ohLo * wo, (ohHi - ohLo) * w);
-                } else if (len > 0) {
-                    for (int oh = ohLo; oh < ohHi; oh++) {
-                        int o = dst + oh * wo;
-                        for (int q = o, e = o + owLo; q < e; q++) col[q] = 0f;
-                        System.arraycopy(x, xc + (oh + dy) * w + owLo + dx, col, o + owLo, len);
-                        for (int q = o + owHi, e = o + wo; q < e; q++) col[q] = 0f;
-                    }
+            final int ho = g.ho(), wo = g.wo();
+            int ci = r / kk, t = r - ci * kk, i = t / kw, j = t - i * kw;
+            int xc = xOff + ci * h * w;
+            int dy = i * d - pad, dx = j * d - pad;
+            // Output pixel (oh, ow) reads input (oh + dy, ow + dx): valid when 0 <= oh + dy < h etc.
+            int ohLo = clamp(-dy, 0, ho), ohHi = clamp(h - dy, ohLo, ho);
+            int owLo = clamp(-dx, 0, wo), owHi = clamp(w - dx, owLo, wo);
+            int shift = dstOff - q0; // dst index of pixel q is q + shift
+            if (dx == 0 && wo == w) {
+                int lo = clamp(ohLo * wo, q0, q1), hi = clamp(ohHi * wo, lo, q1);
+                Arrays.fill(dst, q0 + shift, lo + shift, 0f);
+                if (hi > lo) System.arraycopy(x, xc + lo + dy * w, dst, lo + shift, hi - lo);
+                Arrays.fill(dst, hi + shift, q1 + shift, 0f);
+                return;
+            }
+            for (int oh = q0 / wo, q = q0; q < q1; oh++) {
+                int rowEnd = Math.min(q1, (oh + 1) * wo), base = oh * wo;
+                if (oh < ohLo || oh >= ohHi) {
+                    Arrays.fill(dst, q + shift, rowEnd + shift, 0f);
                 } else {
-                    Arrays.fill(col, dst + ohLo * wo, dst + ohHi * wo, 0f);
+                    int lo = clamp(base + owLo, q, rowEnd), hi = clamp(base + owHi, lo, rowEnd);
+                    for (int e = q + shift, end = lo + shift; e < end; e++) dst[e] = 0f;
+                    if (hi > lo) System.arraycopy(x, xc + (oh + dy) * w + (lo - base) + dx, dst, lo + shift, hi - lo);
+                    for (int e = hi + shift, end = rowEnd + shift; e < end; e++) dst[e] = 0f;
                 }
-                Arrays.fill(col, dst + ohHi * wo, dst + p, 0f);
+                q = rowEnd;
             }
         }
 
@@ -543,10 +576,17 @@ public final class Conv2d {
          */
         private static final class Scratch {
             float[] col = new float[0];
+            float[] row = new float[0];
 
             float[] col(int n) {
                 if (col.length < n) col = new float[n];
                 return col;
+            }
+
+            /** A few im2col row slices while packing a GEMM panel (see columnPanels). */
+            float[] rows(int n) {
+                if (row.length < n) row = new float[n];
+                return row;
             }
         }
 

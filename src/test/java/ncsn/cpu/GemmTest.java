@@ -98,6 +98,27 @@ class GemmTest {
             return c;
         }
 
+        /**
+         * The same product through {@link Gemm#packA} (A packed once, reused for two calls) and
+         * {@link Gemm#panels}: must equal {@link #run} bit for bit (same packed data, same blocking).
+         */
+        float[] runPacked(GemmKernel kernel, boolean parallel) {
+            float[] buf = new float[Gemm.packedASize(kernel, m, k)];
+            java.util.Arrays.fill(buf, Float.NaN); // every float the kernel reads must be packed
+            Gemm.PackedA pa = Gemm.packA(kernel, ta, m, k, a, offA, lda, buf);
+            float[] c = null;
+            for (int rep = 0; rep < 2; rep++) {
+                c = c0.clone();
+                if (beta == 0f) {
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) c[offC + i * ldc + j] = Float.NaN;
+                    }
+                }
+                Gemm.sgemm(kernel, parallel, pa, Gemm.panels(kernel, tb, b, offB, ldb), n, alpha, beta, c, offC, ldc);
+            }
+            return c;
+        }
+
         /** Checks c against the float64 reference; elements outside the m x n window must be untouched. */
         void check(String what, float[] c) {
             double worst = 0;
@@ -190,6 +211,42 @@ class GemmTest {
         SplittableRandom rnd = new SplittableRandom(3);
         checkAll(new Case(rnd, false, false, 5, 1030, 20, 1f, 0f, 0, 0));
         checkAll(new Case(rnd, true, true, 5, 1030, 20, 1f, 1f, 0, 0));
+    }
+
+    /** Pre-packed A (a convolution's weights) over awkward sizes, both A layouts, 1 and 2 threads. */
+    @Test
+    void prePackedAMatchesThePlainPath() {
+        SplittableRandom rnd = new SplittableRandom(11);
+        int[][] sizes = {{1, 1, 1}, {13, 33, 7}, {64, 784, 576}, {25, 70, 300}, {12, 32, 257}, {97, 41, 513}};
+        for (int[] sz : sizes) {
+            for (boolean ta : new boolean[] {false, true}) {
+                for (boolean tb : new boolean[] {false, true}) {
+                    Case cs = new Case(rnd, ta, tb, sz[0], sz[1], sz[2], 1f, tb ? 0f : 0.5f, ta ? 3 : 0, 5);
+                    for (GemmKernel kernel : kernels()) {
+                        for (boolean parallel : new boolean[] {false, true}) {
+                            float[] packed = cs.runPacked(kernel, parallel);
+                            cs.check(kernel.name() + " packed " + cs, packed);
+                            float[] plain = cs.run(kernel, parallel);
+                            for (int i = 0; i < plain.length; i++) {
+                                if (Float.floatToRawIntBits(plain[i]) != Float.floatToRawIntBits(packed[i]))
+                                    fail(kernel.name() + " packed " + cs + ": differs from the plain path at " + i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        float[] small = new float[3];
+        assertThrows(IllegalArgumentException.class, () -> Gemm.packA(Simd.scalarGemm(), false, 4, 4, new float[16], 0, 4, small));
+        Gemm.PackedA pa = Gemm.packA(Simd.scalarGemm(), false, 4, 4, new float[16], 0, 4,
+                new float[Gemm.packedASize(Simd.scalarGemm(), 4, 4)]);
+        if (Simd.vectorGemmOrNull() != null) {
+            GemmKernel v = Simd.vectorGemmOrNull();
+            assertMessage(() -> Gemm.sgemm(v, false, pa, Gemm.panels(v, false, new float[16], 0, 4), 4, 1f, 0f,
+                    new float[16], 0, 4), "packed for kernel scalar");
+        }
+        assertMessage(() -> Gemm.sgemm(Simd.scalarGemm(), false, pa, Gemm.panels(Simd.scalarGemm(), false, new float[16], 0, 4), 4,
+                1f, 0f, new float[15], 0, 4), "C", "needs 16");
     }
 
     @Test

@@ -239,6 +239,48 @@ class Conv2dTest {
     }
 
     /**
+     * The forward pass packs im2col straight into the GEMM's panels: with K = 40*9 = 360 (two
+     * depth blocks) and P = 37*35 = 1295 (two column panels, rows of the output split across
+     * slivers) every slice of every im2col row must land where the reference puts it.
+     */
+    @Test
+    void implicitIm2colAcrossDepthBlocksAndColumnPanels() {
+        List<GemmKernel> kernels = new ArrayList<>();
+        kernels.add(Simd.scalarGemm());
+        if (Simd.vectorGemmOrNull() != null) kernels.add(Simd.vectorGemmOrNull());
+        for (int[] gm : new int[][] {{1, 1}, {2, 2}, {1, 2}}) { // pad, dil
+            Conv2d.Dims g = new Conv2d.Dims(2, 40, 37, 35, 7, 3, 3, gm[0], gm[1]);
+            double[] x = gauss(200, 2 * 40 * 37 * 35), w = gauss(201, 7 * 40 * 9), b = gauss(202, 7);
+            round(x);
+            round(w);
+            round(b);
+            double[] y64 = new double[2 * 7 * g.p()];
+            Conv2d.Reference.forward(g, x, w, b, y64);
+            for (GemmKernel k : kernels) {
+                for (Conv2d.Cpu.Threading t : List.of(Conv2d.Cpu.Threading.IMAGES, Conv2d.Cpu.Threading.GEMM)) {
+                    float[] y = new float[y64.length];
+                    java.util.Arrays.fill(y, Float.NaN);
+                    Conv2d.Cpu.forward(k, t, g, f32(x), f32(w), f32(b), y);
+                    close(g + " " + k.name() + " " + t + " forward", y64, y);
+                }
+            }
+            // Any slice [q0, q1) of a row equals that part of the whole row.
+            float[] xf = f32(x), whole = new float[g.p()], part = new float[g.p() + 3];
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(5);
+            for (int trial = 0; trial < 200; trial++) {
+                int r = rnd.nextInt(g.k()), q0 = rnd.nextInt(g.p()), q1 = q0 + rnd.nextInt(g.p() - q0 + 1);
+                Conv2d.Cpu.im2colRow(g, xf, g.ci() * g.h() * g.w(), r, 0, g.p(), whole, 0);
+                java.util.Arrays.fill(part, Float.NaN);
+                Conv2d.Cpu.im2colRow(g, xf, g.ci() * g.h() * g.w(), r, q0, q1, part, 3);
+                for (int q = q0; q < q1; q++)
+                    assertEquals(whole[q], part[3 + q - q0], g + " row " + r + " slice [" + q0 + ", " + q1 + ") at " + q);
+                assertTrue(Float.isNaN(part[2]) && (q1 - q0 + 3 >= part.length || Float.isNaN(part[3 + q1 - q0])),
+                        "wrote outside the slice");
+            }
+        }
+    }
+
+    /**
      * Threading AUTO for batch sizes around the thread count (1, 3, 4, 9) agrees with the
      * reference, with the engine's thread count and with one thread.
      */

@@ -31,6 +31,12 @@ import ncsn.cpu.ScalarGemm;
  *   <li>kc 256, nc 1024: kc 384 / nc 768 and kc 512 / nc 512 (the same 1 MiB panel) measured the
  *       same within noise; a panel of 2 MiB (nc 2048) was slower. mc 96 only sets the unit of
  *       work handed to threads (8 slivers).
+ *   <li>Skinny products (C with at most {@value #SKINNY_M} rows: the convolutions' per-image
+ *       GEMMs, Co = 64 or 128 rows, P = Ho*Wo columns, K = 9 Ci deep) use kc 384 / nc 384:
+ *       single-thread GFLOP/s, best of 4, two interleaved rounds (2026-11-28): 72x784x576 from
+ *       117-124 to 144-152, 128x196x1152 from 120-128 to 128-133, 64x3136x576 from 116-119 to
+ *       122-128; kc 576 / nc 384 was the same, nc 128 and nc 1024 slower. For square products
+ *       the same sizes lose (1024^3: 147 against 165), hence the split by m.
  * </ul>
  */
 public final class VectorGemm implements GemmKernel {
@@ -41,22 +47,31 @@ public final class VectorGemm implements GemmKernel {
     static final int MR = 12;
     static final int NR = 2 * L;
 
-    private final int kc, mc, nc;
+    /** C with at most this many rows is "skinny" (see the class comment). */
+    static final int SKINNY_M = 192;
+
+    private final int kc, mc, nc, skinnyKc, skinnyNc;
 
     /** The tuned block sizes (see the class comment). */
     public VectorGemm() {
-        this(256, 96, 1024);
+        this(256, 96, 1024, 384, 384);
     }
 
-    /** Explicit block sizes, for tuning experiments; mc and nc are rounded up to whole slivers. */
+    /** Explicit block sizes for every product, for tuning experiments; mc and nc are rounded up to whole slivers. */
     public VectorGemm(int kc, int mc, int nc) {
-        if (kc < 1 || mc < 1 || nc < 1) {
+        this(kc, mc, nc, kc, nc);
+    }
+
+    private VectorGemm(int kc, int mc, int nc, int skinnyKc, int skinnyNc) {
+        if (kc < 1 || mc < 1 || nc < 1 || skinnyKc < 1 || skinnyNc < 1) {
             throw new IllegalArgumentException("VectorGemm: block sizes must be positive (kc=" + kc
                     + ", mc=" + mc + ", nc=" + nc + ")");
         }
         this.kc = kc;
         this.mc = roundUp(mc, MR);
         this.nc = roundUp(nc, NR);
+        this.skinnyKc = skinnyKc;
+        this.skinnyNc = roundUp(skinnyNc, NR);
     }
 
     private static int roundUp(int x, int m) {
@@ -80,6 +95,8 @@ public final class VectorGemm implements GemmKernel {
     @Override public int kc() { return kc; }
     @Override public int mc() { return mc; }
     @Override public int nc() { return nc; }
+    @Override public int kc(int m) { return m <= SKINNY_M ? skinnyKc : kc; }
+    @Override public int nc(int m) { return m <= SKINNY_M ? skinnyNc : nc; }
 
     @Override
     public void macroKernel(int mc, int nc, int kc, float alpha, float[] ap, int ap0,
@@ -260,28 +277,35 @@ public final class VectorGemm implements GemmKernel {
     }
 
     @Override
+    public void packBRows(float[] src, int off, int ld, int rows, int nc, int depth, float[] bp, int bp0) {
+        // Row by row (sequential reads), two vectors per sliver.
+        int full = nc - nc % NR; // columns in whole slivers
+        for (int r = 0; r < rows && full > 0; r++) {
+            int from = off + r * ld;
+            for (int j = 0, dst = bp0 + r * NR; j < full; j += NR, dst += NR * depth) {
+                FloatVector.fromArray(S, src, from + j).intoArray(bp, dst);
+                FloatVector.fromArray(S, src, from + j + L).intoArray(bp, dst + L);
+            }
+        }
+        if (full < nc) ScalarGemm.packBRows(NR, src, off + full, ld, rows, nc - full, depth, bp, bp0 + full * depth);
+    }
+
+    @Override
     public void packB(boolean transB, float[] b, int offB, int ldb, int p0, int kc, int j0, int nc,
                       float[] bp, int bp0) {
-        int full = nc - nc % NR; // columns in whole slivers
         if (!transB) {
-            // op(B)(p, j) = b[offB + p*ldb + j]: walk B row by row (sequential reads), two
-            // vectors per sliver.
-            for (int p = 0; p < kc && full > 0; p++) {
-                int src = offB + (p0 + p) * ldb + j0;
-                for (int j = 0, dst = bp0 + p * NR; j < full; j += NR, dst += NR * kc) {
-                    FloatVector.fromArray(S, b, src + j).intoArray(bp, dst);
-                    FloatVector.fromArray(S, b, src + j + L).intoArray(bp, dst + L);
-                }
-            }
-        } else {
-            // op(B)(p, j) = b[offB + j*ldb + p]: lane l of a vector gathers stored row j + l.
-            int[] idx = indexMap(ldb, 1);
-            for (int j = 0; j < full; j += NR) {
-                for (int v = 0; v < NR; v += L) {
-                    int base = offB + (j0 + j + v) * ldb + p0;
-                    for (int p = 0, dst = bp0 + j * kc + v; p < kc; p++, dst += NR) {
-                        FloatVector.fromArray(S, b, base + p, idx, 2 + A_GROUP).intoArray(bp, dst);
-                    }
+            // op(B)(p, j) = b[offB + p*ldb + j]: rows of each sliver are contiguous.
+            packBRows(b, offB + p0 * ldb + j0, ldb, kc, nc, kc, bp, bp0);
+            return;
+        }
+        // op(B)(p, j) = b[offB + j*ldb + p]: lane l of a vector gathers stored row j + l.
+        int full = nc - nc % NR; // columns in whole slivers
+        int[] idx = indexMap(ldb, 1);
+        for (int j = 0; j < full; j += NR) {
+            for (int v = 0; v < NR; v += L) {
+                int base = offB + (j0 + j + v) * ldb + p0;
+                for (int p = 0, dst = bp0 + j * kc + v; p < kc; p++, dst += NR) {
+                    FloatVector.fromArray(S, b, base + p, idx, 2 + A_GROUP).intoArray(bp, dst);
                 }
             }
         }

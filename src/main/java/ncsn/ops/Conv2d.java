@@ -494,9 +494,9 @@ public final class Conv2d {
         /**
          * Columns [q0, q1) of row r of image x[xOff ..]'s im2col matrix, written to dst[dstOff ..]:
          * row r = (ci, i, j) holds, for each output pixel q = (oh, ow), x[ci, oh + dy, ow + dx] with
-         * dy = i*d - p, dx = j*d - p, or 0 outside the image. Each output row's piece is a zero
-         * head, one arraycopy and a zero tail; with dx == 0 and Wo == W the valid pixels of all
-         * rows are one contiguous run of x (one copy).
+         * dy = i*d - p, dx = j*d - p, or 0 outside the image. With Wo == W the valid rows are one
+         * contiguous run of x (one copy, then the out-of-image columns zeroed); otherwise each
+         * output row's piece is a zero head, one arraycopy and a zero tail.
          */
         static void im2colRow(Dims g, float[] x, int xOff, int r, int q0, int q1, float[] dst, int dstOff) {
             final int h = g.h(), w = g.w(), kw = g.kw(), kk = g.kh() * kw, pad = g.pad(), d = g.dil();
@@ -508,11 +508,26 @@ public final class Conv2d {
             int ohLo = clamp(-dy, 0, ho), ohHi = clamp(h - dy, ohLo, ho);
             int owLo = clamp(-dx, 0, wo), owHi = clamp(w - dx, owLo, wo);
             int shift = dstOff - q0; // dst index of pixel q is q + shift
-            if (dx == 0 && wo == w) {
+            if (wo == w) {
+                // Same width (stride 1, "same" padding: every 3x3 conv here): pixel q reads x[xc + q + dy*w + dx]
+                // whenever valid, so the valid rows are ONE copy; then the |dx| columns per row that
+                // fall outside the image are zeroed. (One arraycopy per output row instead was most of
+                // im2col's time at 7x7 and 14x14.)
                 int lo = clamp(ohLo * wo, q0, q1), hi = clamp(ohHi * wo, lo, q1);
                 Arrays.fill(dst, q0 + shift, lo + shift, 0f);
-                if (hi > lo) System.arraycopy(x, xc + lo + dy * w, dst, lo + shift, hi - lo);
                 Arrays.fill(dst, hi + shift, q1 + shift, 0f);
+                // Keep the reads inside the plane: the first valid row's first -dx pixels and the last
+                // valid row's last dx pixels are outside the image anyway (zeroed below).
+                int cLo = dx < 0 ? Math.min(hi, Math.max(lo, ohLo * wo - dx)) : lo;
+                int cHi = dx > 0 ? Math.max(cLo, Math.min(hi, ohHi * wo - dx)) : hi;
+                if (cHi > cLo) System.arraycopy(x, xc + cLo + dy * w + dx, dst, cLo + shift, cHi - cLo);
+                if (dx != 0 && hi > lo) {
+                    for (int oh = lo / wo, end = (hi - 1) / wo; oh <= end; oh++) {
+                        int base = oh * wo;
+                        for (int q = Math.max(lo, base), e = Math.min(hi, base + owLo); q < e; q++) dst[q + shift] = 0f;
+                        for (int q = Math.max(lo, base + owHi), e = Math.min(hi, base + wo); q < e; q++) dst[q + shift] = 0f;
+                    }
+                }
                 return;
             }
             for (int oh = q0 / wo, q = q0; q < q1; oh++) {

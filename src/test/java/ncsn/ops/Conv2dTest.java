@@ -240,17 +240,19 @@ class Conv2dTest {
 
     /**
      * The forward pass packs im2col straight into the GEMM's panels: with K = 40*9 = 360 (two
-     * depth blocks) and P = 37*35 = 1295 (two column panels, rows of the output split across
-     * slivers) every slice of every im2col row must land where the reference puts it.
+     * depth blocks) and P = 37*35 = 1295 (several column panels, rows of the output split across
+     * slivers) every slice of every im2col row must land where the reference puts it; also
+     * for dilated taps that reach past a narrow image.
      */
     @Test
     void implicitIm2colAcrossDepthBlocksAndColumnPanels() {
         List<GemmKernel> kernels = new ArrayList<>();
         kernels.add(Simd.scalarGemm());
         if (Simd.vectorGemmOrNull() != null) kernels.add(Simd.vectorGemmOrNull());
-        for (int[] gm : new int[][] {{1, 1}, {2, 2}, {1, 2}}) { // pad, dil
-            Conv2d.Dims g = new Conv2d.Dims(2, 40, 37, 35, 7, 3, 3, gm[0], gm[1]);
-            double[] x = gauss(200, 2 * 40 * 37 * 35), w = gauss(201, 7 * 40 * 9), b = gauss(202, 7);
+        // pad, dil, H, W; the last two: the dilated taps reach past a narrow image (no valid column).
+        for (int[] gm : new int[][] {{1, 1, 37, 35}, {2, 2, 37, 35}, {1, 2, 37, 35}, {4, 4, 9, 3}, {2, 2, 5, 2}}) {
+            Conv2d.Dims g = new Conv2d.Dims(2, 40, gm[2], gm[3], 7, 3, 3, gm[0], gm[1]);
+            double[] x = gauss(200, 2 * 40 * gm[2] * gm[3]), w = gauss(201, 7 * 40 * 9), b = gauss(202, 7);
             round(x);
             round(w);
             round(b);

@@ -250,29 +250,33 @@ public final class Conv2d {
      *   backward-wgt  dW[Co, K]  += dy_n[Co, P] * col[K, P]^T   (col recomputed from x: not saved)
      *   bias          db[Co]     += row sums of dy_n
      * </pre>
-     * 1x1 with padding 0 skips im2col: col is x_n itself, and dx_n is written by the GEMM.
+     * col is never stored whole: the GEMM asks for its packed panels ({@link Gemm.PanelSource}) and
+     * {@link #im2colRow} writes a few rows (or, for backward-weight, a sliver's rows) at a time
+     * into a small per-thread buffer that the kernel's packer copies into the panel. W (and W^T)
+     * is packed once per call for all images ({@link Gemm#packA}). 1x1 with padding 0 skips
+     * im2col: col is x_n itself, and dx_n is written by the GEMM.
      *
      * <p>Threading ({@link Threading#AUTO}): with at least as many images as threads the workers
-     * take whole images from a shared counter, each with its own im2col buffer and a
-     * single-threaded GEMM (backward-weight: whole groups of images, each group summing into its
-     * own partial dW, the groups added in a fixed order, so dW is bit-for-bit the same for any
-     * thread count and timing): no synchronisation inside an image and the B panel stays in
-     * that core's cache. With fewer
-     * images (sampling one image) the images run one after another and the GEMM (and
-     * im2col/col2im) split the work. Measured on the 2-core dev machine (best of interleaved
-     * runs, 64ch 32x32 and 128ch 16x16 3x3): images-parallel was as fast as or faster than the
-     * split GEMM for every pass at batch 3, 4 and 128 (e.g. forward at 128: 64 ms vs 138 ms),
-     * so even a batch that is not a multiple of the thread count goes by images.
+     * take whole images from a shared counter, each with a single-threaded GEMM (backward-weight:
+     * whole groups of images, each group summing into its own partial dW, the groups added in a
+     * fixed order, so dW is bit-for-bit the same for any thread count and timing): no
+     * synchronisation inside an image and the B panel stays in that core's cache. With fewer
+     * images (sampling one image) the images run one after another and the GEMM (and col2im)
+     * split the work. Measured on the 2-core dev machine (best of interleaved runs, 64ch 32x32
+     * and 128ch 16x16 3x3): images-parallel was as fast as or faster than the split GEMM for
+     * every pass at batch 3, 4 and 128 (e.g. forward at 128: 64 ms vs 138 ms), so even a batch
+     * that is not a multiple of the thread count goes by images.
      *
-     * <p>Buffers: the im2col buffers are per thread, grow to the largest layer once and are
-     * reused; the partial dW of image groups beyond the first are pooled tensors from a
-     * {@link Scope} the kernel opens itself: no large allocation per call in steady state.
+     * <p>Buffers: the dcol buffers and im2col row buffers are per thread, grow to the largest
+     * layer once and are reused; the packed weights and the partial dW of image groups beyond
+     * the first are pooled tensors from a {@link Scope} the kernel opens itself: no large
+     * allocation per call in steady state.
      *
      * <p>Tried and dropped: backward-data as a transposed convolution (dx = conv(dy, w rotated
      * 180 degrees with Ci/Co swapped), padding d(k-1)-p, no col2im) measured no faster than
-     * dcol + col2im. Known headroom: im2col (+ its zero fills) is ~15% of forward time and the
-     * GEMM then repacks col (~10%); writing im2col straight into the GEMM's packed-B layout
-     * ({@link GemmKernel#macroKernel}) would remove one of the two copies.
+     * dcol + col2im. Measured (sampling step, ngf 64, batch 25, one thread, interleaved with the
+     * previous jar): packing W once and im2col into the panels, plus one copy per im2col row,
+     * took the step from 1.36-1.40 s to 1.25-1.30 s.
      */
     public static final class Cpu {
         private Cpu() {}
@@ -347,12 +351,22 @@ public final class Conv2d {
             Gemm.sgemm(kernel, parallel, w, columnPanels(kernel, g, x, xOff), p, 1f, beta, y, yOff, p);
         }
 
-        /** Image n's im2col matrix [K, P]: x itself (at xOff) for a 1x1 pad-0 conv, else this thread's scratch (at 0). */
-        private static float[] columns(boolean parallel, Dims g, float[] x, int xOff, Scratch s) {
-            if (g.pointwise()) return x;
-            float[] col = s.col(g.k() * g.p());
-            im2colRows(parallel, g, x, xOff, col);
-            return col;
+        /**
+         * Image n's transposed im2col matrix col^T [P, K] as GEMM panels (backward-weight's B):
+         * per sliver of nr im2col rows, their pixel range goes to a small buffer, which the
+         * kernel's transposing packer (gathers) turns into the sliver.
+         */
+        private static Gemm.PanelSource transposedColumnPanels(GemmKernel kernel, Dims g, float[] x, int xOff) {
+            if (g.pointwise()) return Gemm.panels(kernel, true, x, xOff, g.p());
+            int nr = kernel.nr();
+            return (p0, kc, j0, nc, bp, bp0) -> {
+                float[] rows = SCRATCH.get().rows(nr * kc);
+                for (int sl = 0; sl < nc; sl += nr) {
+                    int cols = Math.min(nr, nc - sl);
+                    for (int r = 0; r < cols; r++) im2colRow(g, x, xOff, j0 + sl + r, p0, p0 + kc, rows, r * kc);
+                    kernel.packB(true, rows, 0, kc, 0, kc, 0, cols, bp, bp0 + sl * kc);
+                }
+            };
         }
 
         // ---- backward-data ------------------------------------------------------------------
@@ -458,9 +472,8 @@ public final class Conv2d {
                                         int dwOff, float beta, double[] pb, int pbOff, int n, Scratch s) {
             int co = g.co(), k = g.k(), p = g.p();
             int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
-            float[] col = columns(parallel, g, x, xOff, s);
-            int colOff = g.pointwise() ? xOff : 0;
-            Gemm.sgemm(kernel, parallel, false, true, co, k, p, 1f, dy, yOff, p, col, colOff, p, beta, dw, dwOff, k);
+            Gemm.sgemm(kernel, parallel, false, co, k, p, 1f, dy, yOff, p, transposedColumnPanels(kernel, g, x, xOff), beta,
+                    dw, dwOff, k);
             if (pb != null) for (int c = 0; c < co; c++) pb[pbOff + c] += Reduce.Cpu.sumRun(dy, yOff + c * p, p);
         }
 
@@ -477,19 +490,6 @@ public final class Conv2d {
         }
 
         // ---- im2col / col2im ----------------------------------------------------------------
-
-        /** im2col of image x[xOff ..] into col[K, P], rows split across workers when {@code parallel}. */
-        private static void im2colRows(boolean parallel, Dims g, float[] x, int xOff, float[] col) {
-            int k = g.k();
-            if (parallel) Parallel.forRange(k, Math.max(1, (1 << 15) / g.p()), (lo, hi) -> im2col(g, x, xOff, col, lo, hi));
-            else im2col(g, x, xOff, col, 0, k);
-        }
-
-        /** Rows [rLo, rHi) of col[K, P] (see {@link #im2colRow}). */
-        static void im2col(Dims g, float[] x, int xOff, float[] col, int rLo, int rHi) {
-            int p = g.p();
-            for (int r = rLo; r < rHi; r++) im2colRow(g, x, xOff, r, 0, p, col, r * p);
-        }
 
         /**
          * Columns [q0, q1) of row r of image x[xOff ..]'s im2col matrix, written to dst[dstOff ..]:
@@ -545,7 +545,7 @@ public final class Conv2d {
         }
 
         /**
-         * The adjoint of {@link #im2col}: for channels [ciLo, ciHi), dx[xOff + plane ci] (overwritten)
+         * The adjoint of im2col ({@link #im2colRow}): for channels [ciLo, ciHi), dx[xOff + plane ci] (overwritten)
          * = sum over the kh*kw rows (ci, i, j) of dcol scattered back to where im2col read them.
          */
         static void col2im(Dims g, float[] dcol, float[] dx, int xOff, int ciLo, int ciHi) {

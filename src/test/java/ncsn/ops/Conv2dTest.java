@@ -256,14 +256,18 @@ class Conv2dTest {
             round(x);
             round(w);
             round(b);
-            double[] y64 = new double[2 * 7 * g.p()];
+            double[] y64 = new double[2 * 7 * g.p()], dy = round(gauss(203, y64.length)), dw64 = new double[w.length];
             Conv2d.Reference.forward(g, x, w, b, y64);
+            Conv2d.Reference.backwardWeight(g, x, dy, dw64); // col^T panels: P deep, K wide
             for (GemmKernel k : kernels) {
                 for (Conv2d.Cpu.Threading t : List.of(Conv2d.Cpu.Threading.IMAGES, Conv2d.Cpu.Threading.GEMM)) {
-                    float[] y = new float[y64.length];
+                    float[] y = new float[y64.length], dw = new float[w.length];
                     java.util.Arrays.fill(y, Float.NaN);
+                    java.util.Arrays.fill(dw, Float.NaN);
                     Conv2d.Cpu.forward(k, t, g, f32(x), f32(w), f32(b), y);
                     close(g + " " + k.name() + " " + t + " forward", y64, y);
+                    Conv2d.Cpu.backwardWeight(k, t, g, f32(x), f32(dy), dw, null);
+                    close(g + " " + k.name() + " " + t + " dw", dw64, dw);
                 }
             }
             // Any slice [q0, q1) of a row equals that part of the whole row.

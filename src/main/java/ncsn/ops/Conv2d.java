@@ -319,10 +319,10 @@ public final class Conv2d {
             }
         }
 
-        /** Image n's im2col matrix [K, P] as GEMM panels: x itself for a 1x1 pad-0 conv, else packed straight from x. */
         /** im2col rows per copy into a GEMM panel: 8 x a 1024-column panel is 32 KiB, within L1. */
         private static final int PANEL_ROWS = 8;
 
+        /** Image n's im2col matrix [K, P] as GEMM panels: x itself for a 1x1 pad-0 conv, else packed straight from x. */
         private static Gemm.PanelSource columnPanels(GemmKernel kernel, Dims g, float[] x, int xOff) {
             if (g.pointwise()) return Gemm.panels(kernel, false, x, xOff, g.p());
             int nr = kernel.nr();

@@ -25,9 +25,11 @@ public final class Parallel {
     private Parallel() {}
 
     private static ForkJoinPool newPool(int n) {
+        java.util.concurrent.atomic.AtomicInteger made = new java.util.concurrent.atomic.AtomicInteger();
         return n <= 1 ? null : new ForkJoinPool(n, p -> {
             var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
-            t.setName("ncsn-worker-" + t.getPoolIndex());
+            // Numbered here: getPoolIndex() is still 0 when the factory runs (every worker was "ncsn-worker-0").
+            t.setName("ncsn-worker-" + made.getAndIncrement());
             t.setDaemon(true);
             return t;
         }, null, false);

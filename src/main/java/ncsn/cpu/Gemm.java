@@ -94,29 +94,6 @@ public final class Gemm {
     }
 
     /**
-     * C[m x n] = alpha * op(A) * op(B) + beta * C with op(A) stored as in {@link #sgemm(GemmKernel,
-     * boolean, boolean, boolean, int, int, int, float, float[], int, int, float[], int, int, float,
-     * float[], int, int)} and op(B) [k x n] written into the panels by {@code b}.
-     */
-    public static void sgemm(GemmKernel kernel, boolean parallel, boolean transA, int m, int n, int k, float alpha,
-                             float[] a, int offA, int lda, PanelSource b, float beta, float[] c, int offC, int ldc) {
-        if (kernel == null || b == null) throw new IllegalArgumentException("sgemm: kernel and panel source must be given");
-        if (m < 0 || n < 0 || k < 0)
-            throw new IllegalArgumentException("sgemm: negative dimension (m=" + m + ", n=" + n + ", k=" + k + ")");
-        String problem = operandProblem("A", transA ? "k x m" : "m x k", a, offA, lda, "lda", transA ? k : m, transA ? m : k);
-        if (problem == null) problem = operandProblem("C", "m x n", c, offC, ldc, "ldc", m, n);
-        if (problem != null)
-            throw new IllegalArgumentException("sgemm: " + problem + " (m=" + m + ", n=" + n + ", k=" + k + ", B from panels)");
-        if (m == 0 || n == 0) return;
-        if (k == 0 || alpha == 0f) {
-            scale(m, n, beta, c, offC, ldc);
-            return;
-        }
-        new Job(kernel, parallel ? Parallel.threads() : 1, m, n, k, alpha, transA, a, offA, lda, null, b, beta, c, offC,
-                ldc).run();
-    }
-
-    /**
      * Writes slices of op(B) [k x n] in the kernel's packed-B layout ({@link GemmKernel}), so
      * that an operand which is never stored as a matrix (a convolution's im2col) can be
      * packed straight from where it lives. Called from several threads at once for disjoint

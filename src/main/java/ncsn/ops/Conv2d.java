@@ -510,8 +510,9 @@ public final class Conv2d {
                                         int dwOff, float beta, double[] pb, int pbOff, int n, Scratch s) {
             int co = g.co(), k = g.k(), p = g.p();
             int xOff = n * g.ci() * g.h() * g.w(), yOff = n * co * p;
-            Gemm.sgemm(kernel, parallel, false, co, k, p, 1f, dy, yOff, p, transposedColumnPanels(kernel, g, x, xOff), beta,
-                    dw, dwOff, k);
+            // dy_n packed once (not once per column panel of dW, as the plain sgemm would for these skinny products).
+            Gemm.PackedA a = Gemm.packA(kernel, false, co, p, dy, yOff, p, s.packed(Gemm.packedASize(kernel, co, p)));
+            Gemm.sgemm(kernel, parallel, a, transposedColumnPanels(kernel, g, x, xOff), k, 1f, beta, dw, dwOff, k);
             if (pb != null) for (int c = 0; c < co; c++) pb[pbOff + c] += Reduce.Cpu.sumRun(dy, yOff + c * p, p);
         }
 
@@ -634,6 +635,14 @@ public final class Conv2d {
             float[] col(int n) {
                 if (col.length < n) col = new float[n];
                 return col;
+            }
+
+            float[] packed = new float[0];
+
+            /** backward-weight's dy_n packed as the GEMM's A. */
+            float[] packed(int n) {
+                if (packed.length < n) packed = new float[n];
+                return packed;
             }
 
             /** A few im2col row slices while packing a GEMM panel (see columnPanels). */

@@ -246,8 +246,7 @@ public final class Conv2d {
      * <pre>
      *   col[K, P]     = im2col(x_n)           row (ci,i,j), column (oh,ow): x_n[ci, oh-p+d*i, ow-p+d*j] or 0
      *   forward       y_n[Co, P]  = W[Co, K] * col[K, P] (+ b broadcast over P)
-     *   backward-data dcol[K, P]  = W^T * dy_n[Co, P];  dx_n = col2im(dcol) (scatter-add of the taps),
-     *                 or (3x3 etc.) dx_n = conv(dy_n, W rotated, Ci/Co swapped): see below
+     *   backward-data dcol[K, P]  = W^T * dy_n[Co, P];  dx_n = col2im(dcol) (scatter-add of the taps)
      *   backward-wgt  dW[Co, K]  += dy_n[Co, P] * col[K, P]^T   (col recomputed from x: not saved)
      *   bias          db[Co]     += row sums of dy_n
      * </pre>
@@ -273,12 +272,9 @@ public final class Conv2d {
      * the first are pooled tensors from a {@link Scope} the kernel opens itself: no large
      * allocation per call in steady state.
      *
-     * <p>Backward-data of a square kernel with p <= d(k-1) (every 3x3 conv here) runs as the forward
-     * conv of dy with the kernel rotated 180 degrees and Ci/Co swapped, padding d(k-1)-p
-     * ({@link #transposedConvApplies}): no dcol buffer, no col2im. With the old im2col it measured
-     * no faster than dcol + col2im; with im2col packed into the panels the whole training step
-     * (ngf 64, batch 16, one thread, three interleaved rounds) went from 2.45-2.51 s to 1.93-2.09 s
-     * ({@code -Dncsn.conv.dx=col2im} selects the old path). Measured (sampling step, ngf 64, batch 25, one thread, interleaved with the
+     * <p>Tried and dropped: backward-data as a transposed convolution (dx = conv(dy, w rotated
+     * 180 degrees with Ci/Co swapped), padding d(k-1)-p, no col2im) measured no faster than
+     * dcol + col2im. Measured (sampling step, ngf 64, batch 25, one thread, interleaved with the
      * previous jar): packing W once and im2col into the panels, plus one copy per im2col row,
      * took the step from 1.36-1.40 s to 1.25-1.30 s.
      */
@@ -377,10 +373,6 @@ public final class Conv2d {
 
         public static void backwardData(GemmKernel kernel, Threading threading, Dims g, float[] dy, float[] w,
                                         float[] dx) {
-            if (TRANSPOSED_BACKWARD_DATA && transposedConvApplies(g)) {
-                transposedConv(kernel, threading, g, dy, w, dx);
-                return;
-            }
             int nImages = g.n(), co = g.co(), k = g.k();
             try (Scope scope = Scope.open()) {
                 // W^T [K, Co] packed once for all images.
@@ -396,36 +388,6 @@ public final class Conv2d {
                     Scratch s = SCRATCH.get();
                     for (int n = 0; n < nImages; n++) dataImage(kernel, true, g, dy, wt, dx, n, s);
                 }
-            }
-        }
-
-        /** -Dncsn.conv.dx=col2im forces backward-data through dcol + col2im (for comparisons). */
-        static final boolean TRANSPOSED_BACKWARD_DATA = !"col2im".equals(System.getProperty("ncsn.conv.dx"));
-
-        /**
-         * Backward-data of a stride-1 square-kernel conv is the forward conv of dy with the kernel
-         * flipped and Ci/Co swapped, padding d(k-1) - p (which must be >= 0): dx[ci, y, x] = sum over
-         * co, i, j of w[co, ci, i, j] dy[co, y + p - d i, x + p - d j], and with i' = k-1-i this is
-         * a correlation at offset d i' - (d(k-1) - p). That reuses the forward path (im2col into
-         * the panels, packed weights) with no dcol buffer and no col2im.
-         */
-        static boolean transposedConvApplies(Dims g) {
-            return !g.pointwise() && g.kh() == g.kw() && g.pad() <= g.dil() * (g.kh() - 1);
-        }
-
-        /** dx = conv(dy, flipped w^T) (see {@link #transposedConvApplies}). */
-        private static void transposedConv(GemmKernel kernel, Threading threading, Dims g, float[] dy, float[] w,
-                                           float[] dx) {
-            int kh = g.kh(), kw = g.kw(), taps = kh * kw, ci = g.ci(), co = g.co();
-            Dims t = new Dims(g.n(), co, g.ho(), g.wo(), ci, kh, kw, g.dil() * (kh - 1) - g.pad(), g.dil());
-            if (t.ho() != g.h() || t.wo() != g.w())
-                throw new IllegalStateException("conv2d backward-data as a transposed conv: " + t + " does not give " + g.h() + "x" + g.w());
-            try (Scope scope = Scope.open()) {
-                float[] wt = Tensor.empty(DType.F32, ci * co * taps).f32();
-                for (int o = 0; o < co; o++)
-                    for (int c = 0; c < ci; c++)
-                        for (int tap = 0; tap < taps; tap++) wt[(c * co + o) * taps + (taps - 1 - tap)] = w[(o * ci + c) * taps + tap];
-                forward(kernel, threading, t, dy, wt, null, dx);
             }
         }
 

@@ -274,7 +274,9 @@ public final class Conv2d {
      *
      * <p>Tried and dropped: backward-data as a transposed convolution (dx = conv(dy, w rotated
      * 180 degrees with Ci/Co swapped), padding d(k-1)-p, no col2im) measured no faster than
-     * dcol + col2im. Measured (sampling step, ngf 64, batch 25, one thread, interleaved with the
+     * dcol + col2im, both with the old im2col and again with im2col packed into the panels
+     * (training step, ngf 64, batch 16, one thread, four interleaved rounds: 1.93-2.03 s either
+     * way; a first three-round run that showed 20% had caught the machine's slow phases). Measured (sampling step, ngf 64, batch 25, one thread, interleaved with the
      * previous jar): packing W once and im2col into the panels, plus one copy per im2col row,
      * took the step from 1.36-1.40 s to 1.25-1.30 s.
      */

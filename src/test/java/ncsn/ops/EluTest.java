@@ -1,0 +1,56 @@
+package ncsn.ops;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * The float32 ELU ({@link Elu.Cpu#elu}: exp(v) - 1 in double, a series near 0) against
+ * Math.expm1 in double over negative inputs from -1e-12 to -100, log-spaced, both sides of the
+ * series/exp switch at -1e-5: within one float32 rounding (relative 2^-24 plus the rounding of
+ * the result, so 1.2e-7), which a plain float exp(v) - 1 misses by orders of magnitude near 0.
+ */
+class EluTest {
+    @Test
+    void float32EluIsWithinOneRoundingOfExpm1() {
+        double worst = 0;
+        for (int e = -1200; e <= 200; e++) {
+            for (double m : new double[] {1.0, 1.37, 2.9, 5.5, 9.99}) {
+                float v = (float) (-m * Math.pow(10, e / 100.0));
+                double ref = Math.expm1(v);
+                float got = Elu.Cpu.elu(v);
+                double rel = Math.abs(got - ref) / Math.abs(ref);
+                assertTrue(rel <= 1.2e-7, "elu(" + v + ") = " + got + ", expm1 gives " + ref + ": relative error " + rel);
+                worst = Math.max(worst, rel);
+            }
+        }
+        assertEquals(5f, Elu.Cpu.elu(5f));
+        assertEquals(0f, Elu.Cpu.elu(0f));
+        assertEquals(-1f, Elu.Cpu.elu(-200f));
+        assertTrue(Float.isNaN(Elu.Cpu.elu(Float.NaN)));
+        assertTrue(worst > 0, "some rounding must show");
+    }
+
+    /** The kernel's loop (Vector API EXPM1 when present, scalar tail) on 1001 values: same bound. */
+    @Test
+    void float32ForwardLoopIsWithinOneRoundingOfTheReference() {
+        int n = 1001; // not a multiple of any vector length: the scalar tail runs too
+        float[] x = new float[n], out = new float[n];
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(3);
+        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextDouble(-1, 1) * Math.pow(10, rnd.nextInt(-9, 3)));
+        x[0] = -200f;
+        x[1] = Float.NaN;
+        x[2] = 0f;
+        Elu.Cpu.forward(out, x, n);
+        for (int i = 0; i < n; i++) {
+            if (Float.isNaN(x[i])) {
+                assertTrue(Float.isNaN(out[i]), "elu(NaN)");
+                continue;
+            }
+            double ref = x[i] > 0 ? x[i] : Math.expm1(x[i]);
+            double err = Math.abs(out[i] - ref);
+            assertTrue(err <= 1.2e-7 * Math.abs(ref), "elu(" + x[i] + ") = " + out[i] + " vs " + ref + " at " + i);
+        }
+    }
+}

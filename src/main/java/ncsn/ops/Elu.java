@@ -1,12 +1,8 @@
 package ncsn.ops;
 
 import java.util.List;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
-import ncsn.cpu.Simd;
 import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
@@ -51,20 +47,20 @@ public final class Elu {
     static final class Cpu {
         private static final int GRAIN = 1 << 15;
 
-        /** Vector API forward when the engine uses the Vector API (see {@link Vec}); read once. */
-        private static final boolean VECTOR = Simd.vectorEnabled();
-
         static void forward(float[] out, float[] x, int n) {
             Parallel.forRange(n, GRAIN, (lo, hi) -> {
-                int i = VECTOR ? Vec.forward(out, x, lo, hi) : lo;
-                for (; i < hi; i++) out[i] = elu(x[i]);
+                for (int i = lo; i < hi; i++) out[i] = elu(x[i]);
             });
         }
 
         /**
-         * elu(v) in float32 through Math.exp (a C2 intrinsic) instead of Math.expm1 (StrictMath's
-         * native fdlibm on JDK 17: about 9 ns per element, 0.9 GB/s for the whole op, which made
-         * ELU forward one of the slowest ops of a step; MemoryBoundBench). exp(v) - 1 in double
+         * elu(v) in float32 through Math.exp (a HotSpot intrinsic, the same stub in the interpreter
+         * and both JITs, so results do not depend on when code gets compiled) instead of Math.expm1
+         * (StrictMath's native fdlibm on JDK 17: about 9 ns per element, 0.9 GB/s for the whole
+         * op; MemoryBoundBench: 57 -> 26 ms per 128x64x28x28 call). The Vector API's EXPM1 was 13x
+         * faster still (SVML), but its results differ in the last bit between interpreted and
+         * C2-compiled code, which broke bit-exact resume; a deterministic vector expm1 of our own
+         * is the next step. exp(v) - 1 in double
          * has absolute error ~1e-16, i.e. relative error below float32's 6e-8 for |v| >= 1e-8;
          * closer to 0 the series v + v^2/2 (next term |v|^3/6) is exact to float precision.
          */
@@ -80,28 +76,6 @@ public final class Elu {
                 // random sign the branchy form mispredicted half the time (3.8% of a training step).
                 for (int i = lo; i < hi; i++) gx[i] = gout[i] * (Math.min(out[i], 0f) + 1f);
             });
-        }
-    }
-
-    /**
-     * ELU forward with the Vector API's EXPM1 (on x86 JDK 17+ an SVML stub: 0.6 ns per element on
-     * one core here, against 9 for StrictMath.expm1 and 4 for Math.exp; relative error 6e-8 of
-     * expm1). Loaded only when {@link Cpu}'s VECTOR is true: nothing else touches
-     * jdk.incubator.vector, so the op works without the module.
-     */
-    static final class Vec {
-        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-
-        /** out[lo, end) = elu(x[lo, end)) for whole vectors; returns end (the scalar loop does the rest). */
-        static int forward(float[] out, float[] x, int lo, int hi) {
-            int end = lo + S.loopBound(hi - lo);
-            for (int i = lo; i < end; i += S.length()) {
-                FloatVector v = FloatVector.fromArray(S, x, i);
-                // expm1 of min(v, 0): positive lanes would only be discarded (and could overflow).
-                FloatVector e = v.min(0f).lanewise(VectorOperators.EXPM1);
-                v.blend(e, v.compare(VectorOperators.LE, 0f)).intoArray(out, i);
-            }
-            return end;
         }
     }
 

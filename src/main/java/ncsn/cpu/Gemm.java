@@ -58,13 +58,21 @@ public final class Gemm {
                              float beta, float[] c, int offC, int ldc) {
         if (kernel == null) throw new IllegalArgumentException("sgemm: kernel is null");
         checkArgs(transA, transB, m, n, k, a, offA, lda, b, offB, ldb, c, offC, ldc);
+        multiply(kernel, parallel, m, n, k, alpha, transA, a, offA, lda, null, panels(kernel, transB, b, offB, ldb),
+                beta, c, offC, ldc);
+    }
+
+    /** Both entry points after their checks: the empty and alpha == 0 cases, else one {@link Job}. */
+    private static void multiply(GemmKernel kernel, boolean parallel, int m, int n, int k, float alpha, boolean transA,
+                                 float[] a, int offA, int lda, PackedA packed, PanelSource source, float beta,
+                                 float[] c, int offC, int ldc) {
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0f) {
             scale(m, n, beta, c, offC, ldc);
             return;
         }
-        new Job(kernel, parallel ? Parallel.threads() : 1, m, n, k, alpha, transA, a, offA, lda, null,
-                panels(kernel, transB, b, offB, ldb), beta, c, offC, ldc).run();
+        new Job(kernel, parallel ? Parallel.threads() : 1, m, n, k, alpha, transA, a, offA, lda, packed, source, beta,
+                c, offC, ldc).run();
     }
 
     /**
@@ -84,13 +92,7 @@ public final class Gemm {
         String problem = operandProblem("C", "m x n", c, offC, ldc, "ldc", a.m, n);
         if (problem != null)
             throw new IllegalArgumentException("sgemm: " + problem + " (m=" + a.m + ", n=" + n + ", k=" + a.k + ", A packed)");
-        if (a.m == 0 || n == 0) return;
-        if (a.k == 0 || alpha == 0f) {
-            scale(a.m, n, beta, c, offC, ldc);
-            return;
-        }
-        new Job(kernel, parallel ? Parallel.threads() : 1, a.m, n, a.k, alpha, false, null, 0, 0, a, b, beta, c, offC,
-                ldc).run();
+        multiply(kernel, parallel, a.m, n, a.k, alpha, false, null, 0, 0, a, b, beta, c, offC, ldc);
     }
 
     /**
@@ -123,7 +125,7 @@ public final class Gemm {
             this.kernel = kernel;
             this.m = m;
             this.k = k;
-            this.rows = roundUp(Math.max(m, 1), kernel.mr());
+            this.rows = packedRows(kernel, m);
             this.kcStep = depthStep(kernel, m, k);
             this.data = data;
         }
@@ -136,7 +138,12 @@ public final class Gemm {
 
     /** Floats {@link #packA} needs for an m x k operand with this kernel (its buffer may be pooled). */
     public static int packedASize(GemmKernel kernel, int m, int k) {
-        return roundUp(Math.max(m, 1), kernel.mr()) * k + GemmKernel.PACK_SLACK;
+        return packedRows(kernel, m) * k + GemmKernel.PACK_SLACK;
+    }
+
+    /** Rows of a packed A: m rounded up to whole slivers. */
+    private static int packedRows(GemmKernel kernel, int m) {
+        return roundUp(Math.max(m, 1), kernel.mr());
     }
 
     /**

@@ -589,30 +589,29 @@ public final class Conv2d {
         }
 
         /**
-         * Per-thread scratch: the im2col / dcol buffer, grown to the largest layer and kept. Only
+         * Per-thread scratch (dcol, im2col row slices, packed dy_n), grown to the largest layer and kept. Only
          * used for the duration of one image, so two worker slots on one thread cannot clash.
          */
         private static final class Scratch {
-            float[] col = new float[0];
-            float[] row = new float[0];
+            private float[] col = new float[0], rows = new float[0], packed = new float[0];
 
+            /** backward-data's dcol [K, P]. */
             float[] col(int n) {
-                if (col.length < n) col = new float[n];
-                return col;
-            }
-
-            float[] packed = new float[0];
-
-            /** backward-weight's dy_n packed as the GEMM's A. */
-            float[] packed(int n) {
-                if (packed.length < n) packed = new float[n];
-                return packed;
+                return col = grown(col, n);
             }
 
             /** A few im2col row slices while packing a GEMM panel (see columnPanels). */
             float[] rows(int n) {
-                if (row.length < n) row = new float[n];
-                return row;
+                return rows = grown(rows, n);
+            }
+
+            /** backward-weight's dy_n packed as the GEMM's A. */
+            float[] packed(int n) {
+                return packed = grown(packed, n);
+            }
+
+            private static float[] grown(float[] a, int n) {
+                return a.length < n ? new float[n] : a;
             }
         }
 

@@ -49,7 +49,11 @@ import org.openjdk.jmh.runner.options.CommandLineOptions;
  * <p>Layers ({@code layer} param): {@code <C>ch_<H>x<W>_d<dilation>} is a 3x3 conv C -> C with
  * padding = dilation (ResBlocks, RefineNet convs); {@code <Ci>to<Co>ch_<H>x<W>_1x1} is the 1x1
  * shortcut with padding 0 (ConvMeanPool in res2). {@code threading}: AUTO (workers take whole
- * images when batch >= threads), IMAGES, or GEMM (images in sequence, the GEMM splits its work).
+ * images when batch >= threads), IMAGES, or GEMM (images in sequence, the GEMM splits its work)
+ * choose among the im2col kernels; DEFAULT runs what the engine runs (Conv2d.Cpu's default entry
+ * points: Winograd F(2x2,3x3) for 3x3 convs with at least 16 channels each side). The FLOP count
+ * stays the direct convolution's, so Winograd's GFLOP/s are "effective" (it does 2.25x fewer
+ * multiplies in its GEMMs).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -95,7 +99,7 @@ public class ConvBench {
     public void setup() {
         g = dims(layer, batch);
         kernel = Simd.gemmKernel();
-        mode = Conv2d.Cpu.Threading.valueOf(threading);
+        mode = threading.equals("DEFAULT") ? null : Conv2d.Cpu.Threading.valueOf(threading);
         Random r = new Random(42);
         x = fill(r, g.n() * g.ci() * g.h() * g.w(), 1f);
         w = fill(r, g.co() * g.k(), (float) (1 / Math.sqrt(g.k())));
@@ -118,19 +122,22 @@ public class ConvBench {
 
     @Benchmark
     public float[] forward() {
-        Conv2d.Cpu.forward(kernel, mode, g, x, w, b, y);
+        if (mode == null) Conv2d.Cpu.forward(g, x, w, b, y);
+        else Conv2d.Cpu.forward(kernel, mode, g, x, w, b, y);
         return y;
     }
 
     @Benchmark
     public float[] backwardData() {
-        Conv2d.Cpu.backwardData(kernel, mode, g, dy, w, dx);
+        if (mode == null) Conv2d.Cpu.backwardData(g, dy, w, dx);
+        else Conv2d.Cpu.backwardData(kernel, mode, g, dy, w, dx);
         return dx;
     }
 
     @Benchmark
     public float[] backwardWeight() {
-        Conv2d.Cpu.backwardWeight(kernel, mode, g, x, dy, dw, db);
+        if (mode == null) Conv2d.Cpu.backwardWeight(g, x, dy, dw, db);
+        else Conv2d.Cpu.backwardWeight(kernel, mode, g, x, dy, dw, db);
         return dw;
     }
 

@@ -286,14 +286,19 @@ public final class Conv2d {
         /** How work is split across {@link Parallel} workers; AUTO picks as described above. */
         public enum Threading { AUTO, IMAGES, GEMM }
 
-        /** y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. */
+        /**
+         * y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. 3x3 convolutions with at
+         * least 16 channels each side go through {@link Conv2dWinograd}, the rest through im2col.
+         */
         public static void forward(Dims g, float[] x, float[] w, float[] b, float[] y) {
-            forward(Simd.gemmKernel(), Threading.AUTO, g, x, w, b, y);
+            if (Conv2dWinograd.applies(g)) Conv2dWinograd.forward(Simd.gemmKernel(), g, x, w, b, y);
+            else forward(Simd.gemmKernel(), Threading.AUTO, g, x, w, b, y);
         }
 
-        /** dx [N,Ci,H,W] (overwritten) from dy [N,Co,Ho,Wo] and w. */
+        /** dx [N,Ci,H,W] (overwritten) from dy [N,Co,Ho,Wo] and w (Winograd where forward is). */
         public static void backwardData(Dims g, float[] dy, float[] w, float[] dx) {
-            backwardData(Simd.gemmKernel(), Threading.AUTO, g, dy, w, dx);
+            if (Conv2dWinograd.applies(g)) Conv2dWinograd.backwardData(Simd.gemmKernel(), g, dy, w, dx);
+            else backwardData(Simd.gemmKernel(), Threading.AUTO, g, dy, w, dx);
         }
 
         /** dw [Co,Ci,kh,kw] (overwritten) and, when db != null, db [Co] (overwritten). */

@@ -287,8 +287,9 @@ public final class Conv2d {
         public enum Threading { AUTO, IMAGES, GEMM }
 
         /**
-         * y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. 3x3 convolutions with at
-         * least 16 channels each side go through {@link Conv2dWinograd}, the rest through im2col.
+         * y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. With
+         * -Dncsn.conv.winograd=on, 3x3 convolutions with at least 16 channels each side go through
+         * {@link Conv2dWinograd}; otherwise (the default) im2col.
          */
         public static void forward(Dims g, float[] x, float[] w, float[] b, float[] y) {
             if (Conv2dWinograd.applies(g)) Conv2dWinograd.forward(Simd.gemmKernel(), g, x, w, b, y);

@@ -43,15 +43,27 @@ import ncsn.tensor.Tensor;
  * Backward-weight stays im2col + GEMM ({@link Conv2d.Cpu}).
  *
  * <p>Accuracy: the transforms only add, subtract and halve, so float32 results stay within a few
- * roundings of the direct sum (Winograd3x3Test compares with the float64 reference at the
+ * roundings of the direct sum (Conv2dWinogradTest compares with the float64 reference at the
  * catalog's 1e-5 of max |y|). Used by {@link Conv2d.Cpu}'s default entry points when
- * {@link #applies}; {@code -Dncsn.conv.winograd=off} turns it off (to compare).
+ * {@link #applies}, which needs {@code -Dncsn.conv.winograd=on}: it is OFF by default.
+ *
+ * <p>Why off (2026-11-28): alone (one core, batch 32, steady state) 64ch 28x28 forward took
+ * 14.5-15.7 ms against im2col's 16.0-19.0 and 128ch 14x14 13.8-14.1 against 14.0-15.1, and the
+ * one-thread sampling step 1.00-1.28 s against 1.28-1.64 s. But in a long training run JFR's
+ * allocation samples showed the Vector API transforms boxing their vectors in steady state
+ * (tens of GB of garbage: Pick.apply, inputRows, outputRows), i.e. C2 did not turn them into
+ * intrinsics there as it did in the kernel benchmark, and the batch-128 step got slower. The
+ * GEMMs are half of Winograd's time; the transforms need a form C2 compiles reliably (no
+ * shuffles or masks held in objects) before this can be the default.
  */
 final class Conv2dWinograd {
     private Conv2dWinograd() {}
 
-    /** -Dncsn.conv.winograd=off: always im2col + GEMM. */
-    static final boolean ENABLED = !"off".equalsIgnoreCase(System.getProperty("ncsn.conv.winograd", "on"));
+    /**
+     * -Dncsn.conv.winograd=on routes eligible convolutions here; off by default (see the class
+     * comment: inside the whole engine its Vector API transforms were not compiled to intrinsics).
+     */
+    static final boolean ENABLED = "on".equalsIgnoreCase(System.getProperty("ncsn.conv.winograd", "off"));
 
     /**
      * Fewer channels than this on either side go to im2col: with Ci = 1 (the first layer) the

@@ -1,14 +1,8 @@
 package ncsn.ops;
 
 import java.util.List;
-import jdk.incubator.vector.DoubleVector;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 import ncsn.autograd.Autograd;
 import ncsn.cpu.Parallel;
-import ncsn.cpu.Simd;
 import ncsn.cuda.Launch;
 import ncsn.tensor.DType;
 import ncsn.tensor.Tensor;
@@ -50,22 +44,23 @@ public final class Elu {
     }
 
     /**
-     * float32 kernel, split across cores. Forward evaluates {@link #elu} (an expm1 of our own in
-     * double, see there); when the engine uses the Vector API, whole vectors go through {@link Vec},
-     * which performs the same operations in the same order on 8 lanes, so every element's bits are
-     * the same whichever path, thread chunk or JIT tier computed it (bit-exact resume and
-     * batch-independent sampling depend on that).
+     * float32 kernel, split across cores. Forward evaluates {@link #elu}, an expm1 of our own in
+     * double whose bits do not depend on the JIT tier (bit-exact resume and batch-independent
+     * sampling depend on that).
+     *
+     * <p>Tried and dropped: the same polynomial on Vector API double lanes (2.5 ms against 26 per
+     * 128x64x28x28 call in MemoryBoundBench). Its float vectors were 256-bit (to widen 8 floats
+     * into 8 doubles) while every other kernel's are 512-bit, and a second FloatVector shape in
+     * the JVM made C2 give up intrinsics in the shared Vector API code: the GEMM's packing and the
+     * Winograd transforms then boxed every vector (tens of GB/s of garbage in JFR's allocation
+     * samples, full GCs every 0.5 s, the batch-128 training step 8.7 -> 12 s).
      */
     static final class Cpu {
         private static final int GRAIN = 1 << 15;
 
-        /** Vector API forward when the engine uses the Vector API; read once. */
-        private static final boolean VECTOR = Simd.vectorEnabled();
-
         static void forward(float[] out, float[] x, int n) {
             Parallel.forRange(n, GRAIN, (lo, hi) -> {
-                int i = VECTOR ? Vec.forward(out, x, lo, hi) : lo;
-                for (; i < hi; i++) out[i] = elu(x[i]);
+                for (int i = lo; i < hi; i++) out[i] = elu(x[i]);
             });
         }
 
@@ -73,7 +68,7 @@ public final class Elu {
         // [-0.35, 0.35], p = expm1(r) by its Taylor series to r^11 (truncation 7e-15 relative).
         // Everything is add, multiply and fused multiply-add in double, which Java defines exactly
         // (unlike Math.exp/expm1 and the Vector API's EXP/EXPM1, whose last bit may depend on the
-        // JIT tier or the CPU), so the vector and scalar forms agree bit for bit.
+        // JIT tier or the CPU).
         static final double LOG2E = 1.4426950408889634;
         static final double LN2_HI = 6.93147180369123816490e-01; // 32 significant bits: k * LN2_HI is exact
         static final double LN2_LO = 1.90821492927058770002e-10;
@@ -112,41 +107,6 @@ public final class Elu {
                 // random sign the branchy form mispredicted half the time (3.8% of a training step).
                 for (int i = lo; i < hi; i++) gx[i] = gout[i] * (Math.min(out[i], 0f) + 1f);
             });
-        }
-    }
-
-    /**
-     * {@link Cpu#elu} on the machine's widest double vectors (8 lanes with AVX-512), the floats
-     * loaded as many at a time into a half-width vector and widened. Loaded only
-     * when {@link Cpu}'s VECTOR is true: nothing else touches jdk.incubator.vector, so the op works
-     * without the module.
-     */
-    static final class Vec {
-        private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-        private static final VectorSpecies<Float> F =
-                VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
-
-        /** out[lo, end) = elu(x[lo, end)) for whole vectors; returns end (the scalar loop does the rest). */
-        static int forward(float[] out, float[] x, int lo, int hi) {
-            int end = lo + F.loopBound(hi - lo);
-            for (int i = lo; i < end; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, x, i);
-                DoubleVector d = ((DoubleVector) v.convertShape(VectorOperators.F2D, D, 0)).max(Cpu.FLOOR);
-                DoubleVector t = d.lanewise(VectorOperators.FMA, Cpu.LOG2E, Cpu.ROUND);
-                DoubleVector k = t.sub(Cpu.ROUND);
-                DoubleVector r = k.lanewise(VectorOperators.FMA, -Cpu.LN2_HI, d);
-                r = k.lanewise(VectorOperators.FMA, -Cpu.LN2_LO, r);
-                DoubleVector h = DoubleVector.broadcast(D, Cpu.TAYLOR[9]);
-                for (int j = 8; j >= 0; j--) h = h.lanewise(VectorOperators.FMA, r, DoubleVector.broadcast(D, Cpu.TAYLOR[j]));
-                DoubleVector p = r.mul(r).lanewise(VectorOperators.FMA, h, r);
-                DoubleVector q = (DoubleVector) t.reinterpretAsLongs().lanewise(VectorOperators.LSHL, 52)
-                        .add(Cpu.EXPONENT_ONE).reinterpretAsDoubles();
-                FloatVector e = (FloatVector) q.lanewise(VectorOperators.FMA, p, q.sub(1.0))
-                        .convertShape(VectorOperators.D2F, F, 0);
-                // NaN and positive lanes keep v, as in Cpu.elu.
-                v.blend(e, v.compare(VectorOperators.LE, 0f)).intoArray(out, i);
-            }
-            return end;
         }
     }
 

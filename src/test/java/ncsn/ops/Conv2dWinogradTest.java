@@ -118,12 +118,21 @@ class Conv2dWinogradTest {
 
     @Test
     void choosesWinogradOnlyWhereItApplies() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Conv2dWinograd.ENABLED, "Winograd is off (-Dncsn.conv.winograd=on)");
         assertTrue(Conv2dWinograd.applies(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 1, 1)));
         assertTrue(Conv2dWinograd.applies(new Conv2d.Dims(1, 128, 14, 14, 128, 3, 3, 4, 4)));
         assertFalse(Conv2dWinograd.applies(new Conv2d.Dims(1, 1, 28, 28, 64, 3, 3, 1, 1)), "first layer: Ci = 1");
         assertFalse(Conv2dWinograd.applies(new Conv2d.Dims(1, 64, 28, 28, 1, 3, 3, 1, 1)), "last layer: Co = 1");
         assertFalse(Conv2dWinograd.applies(new Conv2d.Dims(1, 64, 28, 28, 64, 1, 1, 0, 1)), "1x1");
         assertFalse(Conv2dWinograd.applies(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 3, 1)), "padding > 2d");
+    }
+
+    @Test
+    void supportsEvery3x3WithPaddingUpTo2d() {
+        assertTrue(Conv2dWinograd.supports(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 1, 1)));
+        assertTrue(Conv2dWinograd.supports(new Conv2d.Dims(1, 1, 14, 14, 1, 3, 3, 8, 4)));
+        assertFalse(Conv2dWinograd.supports(new Conv2d.Dims(1, 64, 28, 28, 64, 1, 1, 0, 1)), "1x1");
+        assertFalse(Conv2dWinograd.supports(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 3, 1)), "padding > 2d");
     }
 
     private static GemmKernel[] kernels() {

@@ -506,6 +506,18 @@ final class Conv2dWinograd {
             t1.sub(t3).intoArray(v, o + 3 * plane);
         }
 
+        /** Row 0 of A^T M at column j, for the tiles at i0: m0j + m1j + m2j (M_xi at i0 + xi*plane). */
+        private static FloatVector down0(float[] m, int i0, int plane, int j) {
+            return FloatVector.fromArray(S, m, i0 + j * plane).add(FloatVector.fromArray(S, m, i0 + (4 + j) * plane))
+                    .add(FloatVector.fromArray(S, m, i0 + (8 + j) * plane));
+        }
+
+        /** Row 1 of A^T M at column j: m1j - m2j - m3j. */
+        private static FloatVector down1(float[] m, int i0, int plane, int j) {
+            return FloatVector.fromArray(S, m, i0 + (4 + j) * plane).sub(FloatVector.fromArray(S, m, i0 + (8 + j) * plane))
+                    .sub(FloatVector.fromArray(S, m, i0 + (12 + j) * plane));
+        }
+
         /** y by rows of tiles: A^T M A with lanes = the row's tiles, permuted into two output rows. */
         static void outputRows(Conv2d.Dims g, Tiles tiles, float[] m, int r0, int r1, int ld, int plane, float[] b,
                                float[] y, Scratch s) {
@@ -518,18 +530,10 @@ final class Conv2dWinograd {
                 for (int k = 0; k < r1 - r0; k++) {
                     int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
                     int i0 = k0 * ld + k * per;
-                    FloatVector m00 = FloatVector.fromArray(S, m, i0), m01 = FloatVector.fromArray(S, m, i0 + plane);
-                    FloatVector m02 = FloatVector.fromArray(S, m, i0 + 2 * plane), m03 = FloatVector.fromArray(S, m, i0 + 3 * plane);
-                    FloatVector m10 = FloatVector.fromArray(S, m, i0 + 4 * plane), m11 = FloatVector.fromArray(S, m, i0 + 5 * plane);
-                    FloatVector m12 = FloatVector.fromArray(S, m, i0 + 6 * plane), m13 = FloatVector.fromArray(S, m, i0 + 7 * plane);
-                    FloatVector m20 = FloatVector.fromArray(S, m, i0 + 8 * plane), m21 = FloatVector.fromArray(S, m, i0 + 9 * plane);
-                    FloatVector m22 = FloatVector.fromArray(S, m, i0 + 10 * plane), m23 = FloatVector.fromArray(S, m, i0 + 11 * plane);
-                    FloatVector m30 = FloatVector.fromArray(S, m, i0 + 12 * plane), m31 = FloatVector.fromArray(S, m, i0 + 13 * plane);
-                    FloatVector m32 = FloatVector.fromArray(S, m, i0 + 14 * plane), m33 = FloatVector.fromArray(S, m, i0 + 15 * plane);
-                    FloatVector s00 = m00.add(m10).add(m20), s01 = m01.add(m11).add(m21);
-                    FloatVector s02 = m02.add(m12).add(m22), s03 = m03.add(m13).add(m23);
-                    FloatVector s10 = m10.sub(m20).sub(m30), s11 = m11.sub(m21).sub(m31);
-                    FloatVector s12 = m12.sub(m22).sub(m32), s13 = m13.sub(m23).sub(m33);
+                    FloatVector s00 = down0(m, i0, plane, 0), s01 = down0(m, i0, plane, 1);
+                    FloatVector s02 = down0(m, i0, plane, 2), s03 = down0(m, i0, plane, 3);
+                    FloatVector s10 = down1(m, i0, plane, 0), s11 = down1(m, i0, plane, 1);
+                    FloatVector s12 = down1(m, i0, plane, 2), s13 = down1(m, i0, plane, 3);
                     int top = ((n * co + k0) * ho + row) * wo;
                     FloatVector y0 = s00.add(s01).add(s02).add(bias), y1 = s01.sub(s02).sub(s03).add(bias);
                     lo.apply(y0, y1).intoArray(rb, 0);
@@ -635,18 +639,10 @@ final class Conv2dWinograd {
                 int oc = k0 * outPlane;
                 for (int t0 = 0; t0 < ld; t0 += L) {
                     int i0 = k0 * ld + t0;
-                    FloatVector m00 = FloatVector.fromArray(S, m, i0), m01 = FloatVector.fromArray(S, m, i0 + plane);
-                    FloatVector m02 = FloatVector.fromArray(S, m, i0 + 2 * plane), m03 = FloatVector.fromArray(S, m, i0 + 3 * plane);
-                    FloatVector m10 = FloatVector.fromArray(S, m, i0 + 4 * plane), m11 = FloatVector.fromArray(S, m, i0 + 5 * plane);
-                    FloatVector m12 = FloatVector.fromArray(S, m, i0 + 6 * plane), m13 = FloatVector.fromArray(S, m, i0 + 7 * plane);
-                    FloatVector m20 = FloatVector.fromArray(S, m, i0 + 8 * plane), m21 = FloatVector.fromArray(S, m, i0 + 9 * plane);
-                    FloatVector m22 = FloatVector.fromArray(S, m, i0 + 10 * plane), m23 = FloatVector.fromArray(S, m, i0 + 11 * plane);
-                    FloatVector m30 = FloatVector.fromArray(S, m, i0 + 12 * plane), m31 = FloatVector.fromArray(S, m, i0 + 13 * plane);
-                    FloatVector m32 = FloatVector.fromArray(S, m, i0 + 14 * plane), m33 = FloatVector.fromArray(S, m, i0 + 15 * plane);
-                    FloatVector s00 = m00.add(m10).add(m20), s01 = m01.add(m11).add(m21);
-                    FloatVector s02 = m02.add(m12).add(m22), s03 = m03.add(m13).add(m23);
-                    FloatVector s10 = m10.sub(m20).sub(m30), s11 = m11.sub(m21).sub(m31);
-                    FloatVector s12 = m12.sub(m22).sub(m32), s13 = m13.sub(m23).sub(m33);
+                    FloatVector s00 = down0(m, i0, plane, 0), s01 = down0(m, i0, plane, 1);
+                    FloatVector s02 = down0(m, i0, plane, 2), s03 = down0(m, i0, plane, 3);
+                    FloatVector s10 = down1(m, i0, plane, 0), s11 = down1(m, i0, plane, 1);
+                    FloatVector s12 = down1(m, i0, plane, 2), s13 = down1(m, i0, plane, 3);
                     s00.add(s01).add(s02).add(bias).intoArray(ob, oc, at, t0);
                     s01.sub(s02).sub(s03).add(bias).intoArray(ob, oc + d, at, t0);
                     s10.add(s11).add(s12).add(bias).intoArray(ob, oc + wp, at, t0);

@@ -61,7 +61,7 @@ public class CondInstanceNormPlusBench {
     private int[] labels;
     private int plane;
 
-    private long nanos, calls;
+    private final ByteRate rate = new ByteRate();
     private double bytesPerCall;
 
     @Setup(Level.Trial)
@@ -94,16 +94,12 @@ public class CondInstanceNormPlusBench {
 
     @Setup(Level.Iteration)
     public void resetCounters() {
-        nanos = 0;
-        calls = 0;
+        rate.reset();
     }
 
     @TearDown(Level.Iteration)
     public void report() {
-        if (calls == 0) return;
-        double sec = nanos / 1e9 / calls;
-        System.out.printf("  [cin_pp] %.3f ms/call, %.1f MB/call -> %.2f GB/s%n", sec * 1e3, bytesPerCall / 1e6,
-                bytesPerCall / sec / 1e9);
+        rate.report("cin_pp", bytesPerCall);
     }
 
     /** Statistics, across-channel step and normalisation: reads x, writes out (8 bytes per element). */
@@ -112,8 +108,7 @@ public class CondInstanceNormPlusBench {
         bytesPerCall = 8.0 * x.length;
         long t0 = System.nanoTime();
         CondInstanceNormPlus.Cpu.forward(out, x, embed, labels, batch, channels, plane, stats, rs);
-        nanos += System.nanoTime() - t0;
-        calls++;
+        rate.add(System.nanoTime() - t0);
         return out[out.length - 1];
     }
 
@@ -123,8 +118,7 @@ public class CondInstanceNormPlusBench {
         bytesPerCall = 12.0 * x.length;
         long t0 = System.nanoTime();
         CondInstanceNormPlus.Cpu.backward(dx, partial, dout, x, embed, labels, batch, channels, plane, stats, rs);
-        nanos += System.nanoTime() - t0;
-        calls++;
+        rate.add(System.nanoTime() - t0);
         return dx[dx.length - 1];
     }
 }

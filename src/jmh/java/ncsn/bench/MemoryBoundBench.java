@@ -55,7 +55,7 @@ public class MemoryBoundBench {
     public int threads;
 
     private Tensor a, b, y, dy;
-    private long nanos, calls;
+    private final ByteRate rate = new ByteRate();
     private double bytesPerCall;
     private String what;
 
@@ -79,16 +79,12 @@ public class MemoryBoundBench {
 
     @Setup(Level.Iteration)
     public void resetCounters() {
-        nanos = 0;
-        calls = 0;
+        rate.reset();
     }
 
     @TearDown(Level.Iteration)
     public void report() {
-        if (calls == 0) return;
-        double sec = nanos / 1e9 / calls;
-        System.out.printf("  [%s] %.3f ms/call, %.1f MB/call -> %.2f GB/s%n", what, sec * 1e3, bytesPerCall / 1e6,
-                bytesPerCall / sec / 1e9);
+        rate.report(what, bytesPerCall);
     }
 
     private float timed(String name, double bytesPerElement, java.util.function.Supplier<Tensor> op) {
@@ -97,8 +93,7 @@ public class MemoryBoundBench {
         try (Scope scope = Scope.open(); Autograd.NoGrad ng = Autograd.noGrad()) {
             long t0 = System.nanoTime();
             Tensor out = op.get();
-            nanos += System.nanoTime() - t0;
-            calls++;
+            rate.add(System.nanoTime() - t0);
             return out.f32()[0];
         }
     }
@@ -118,8 +113,7 @@ public class MemoryBoundBench {
             Tensor out = Elu.apply(x);
             long t0 = System.nanoTime();
             Autograd.backward(out, dy);
-            nanos += System.nanoTime() - t0;
-            calls++;
+            rate.add(System.nanoTime() - t0);
             float g = x.grad().f32()[0];
             x.zeroGrad();
             return g;

@@ -174,6 +174,8 @@ final class Conv2dWinograd {
         final int perRow;
         /** First output column of each tile of a row, in tile order. */
         final int[] colCorner;
+        /** The Vector API permutes for these tiles ({@code Vec.RowPicks}), built on first use; Object keeps Vector API types out of this class. */
+        Object rowPicks;
 
         Tiles(int ho, int wo, int d) {
             int rows = 0;
@@ -444,6 +446,19 @@ final class Conv2dWinograd {
             }
         }
 
+        /** The permutes of the rows path: the tiles' four input columns, and the two output halves. */
+        private record RowPicks(Pick j0, Pick j1, Pick j2, Pick j3, Pick lo, Pick hi) {}
+
+        /** Built once per call (per Tiles), not per block; workers racing to build it store equal values. */
+        private static RowPicks rowPicks(Conv2d.Dims g, Tiles tiles) {
+            if (tiles.rowPicks instanceof RowPicks r) return r;
+            int d = g.dil(), wo = g.wo();
+            RowPicks r = new RowPicks(picks(tiles, 0), picks(tiles, d), picks(tiles, 2 * d), picks(tiles, 3 * d),
+                    places(tiles, d, wo, 0), places(tiles, d, wo, 1));
+            tiles.rowPicks = r;
+            return r;
+        }
+
         /** Picks, from two vectors (2L columns), column colCorner[l] + shift for lane l. */
         private static Pick picks(Tiles tiles, int shift) {
             int[] idx = new int[L];
@@ -470,7 +485,8 @@ final class Conv2dWinograd {
                               Scratch s) {
             int ci = g.ci(), h = g.h(), w = g.w(), d = g.dil(), p = g.pad();
             int perImage = tiles.rowCorner.length, per = tiles.perRow;
-            Pick j0 = picks(tiles, 0), j1 = picks(tiles, d), j2 = picks(tiles, 2 * d), j3 = picks(tiles, 3 * d);
+            RowPicks rp = rowPicks(g, tiles);
+            Pick j0 = rp.j0(), j1 = rp.j1(), j2 = rp.j2(), j3 = rp.j3();
             float[] zb = s.z(8 * L);
             Arrays.fill(zb, 0, 8 * L, 0f); // padding columns: stay 0
             for (int c = 0; c < ci; c++) {
@@ -523,7 +539,8 @@ final class Conv2dWinograd {
                                float[] y, Scratch s) {
             int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
             int perImage = tiles.rowCorner.length, per = tiles.perRow;
-            Pick lo = places(tiles, d, wo, 0), hi = places(tiles, d, wo, 1);
+            RowPicks rp = rowPicks(g, tiles);
+            Pick lo = rp.lo(), hi = rp.hi();
             float[] rb = s.out(2 * L);
             for (int k0 = 0; k0 < co; k0++) {
                 FloatVector bias = FloatVector.broadcast(S, b == null ? 0f : b[k0]);

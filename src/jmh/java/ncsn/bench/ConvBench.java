@@ -51,8 +51,8 @@ import org.openjdk.jmh.runner.options.CommandLineOptions;
  * shortcut with padding 0 (ConvMeanPool in res2). {@code threading}: AUTO (workers take whole
  * images when batch >= threads), IMAGES, or GEMM (images in sequence, the GEMM splits its work)
  * choose among the im2col kernels; DEFAULT runs what the engine runs (Conv2d.Cpu's default entry
- * points; with -jvmArgsAppend "--add-modules jdk.incubator.vector -Dncsn.conv.winograd=on",
- * Winograd F(2x2,3x3) for 3x3 convs with at least 16 channels each side). The FLOP count
+ * points: Winograd F(2x2,3x3) for 3x3 convs with at least 16 channels each side, unless
+ * -jvmArgsAppend "--add-modules jdk.incubator.vector -Dncsn.conv.winograd=off"). The FLOP count
  * stays the direct convolution's, so Winograd's GFLOP/s are "effective" (it does 2.25x fewer
  * multiplies in its GEMMs).
  */

@@ -2,8 +2,11 @@ package ncsn.autograd;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.Set;
 import ncsn.tensor.DType;
+import ncsn.tensor.Storage;
 import ncsn.tensor.Tensor;
 import ncsn.tensor.TensorException;
 
@@ -111,25 +114,34 @@ public final class Autograd {
             }
             IdentityHashMap<Tensor, Tensor> grads = new IdentityHashMap<>();
             grads.put(out, gradOut);
+            long before = Storage.madeSoFar(); // storages made after this are this pass's own
+            ArrayList<Tensor> spent = new ArrayList<>();
             for (int i = tape.size() - 1; i >= 0; i--) {
                 Node n = tape.get(i);
                 Tensor g = grads.remove(n.out);
                 if (g == null) continue;
                 done[i] = true;
                 Tensor[] gin = n.backward.apply(g);
+                spent.add(g);
                 for (int k = 0; k < n.inputs.length; k++) {
                     Tensor in = n.inputs[k];
-                    if (in == null || !in.requiresGrad() || gin[k] == null) continue;
                     Tensor gk = gin[k];
+                    if (gk == null) continue;
+                    spent.add(gk);
+                    if (in == null || !in.requiresGrad()) continue;
                     if (!gk.sameShape(in) || gk.dtype() != in.dtype() || gk.device() != in.device())
                         throw new IllegalStateException("backward of '" + n.op + "' returned gradient "
                                 + gk.describe() + " for input " + in.describe());
                     if (in.node() == null) {
                         requireGraph(in, "an input of '" + n.op + "'");
                         accumulateLeaf(in, gk);
+                    } else {
+                        Tensor old = grads.get(in);
+                        if (old != null) spent.add(old);
+                        grads.put(in, old == null ? gk : sum(old, gk));
                     }
-                    else grads.merge(in, gk, Autograd::sum);
                 }
+                freeSpent(spent, grads, before);
             }
             ok = true;
         } finally {
@@ -143,6 +155,25 @@ public final class Autograd {
             }
             tape.subList(w, tape.size()).clear();
         }
+    }
+
+    /**
+     * Frees, during the pass, the gradients it made and no longer needs: a node's output
+     * gradient once its backward ran, gradients added into leaves or into a sum. Without this,
+     * every intermediate gradient of a training step stayed allocated until the step's scope
+     * closed, as much memory again as the activations. Freed only when the storage is a pooled
+     * CPU temporary made by this pass (never the caller's gradOut, an activation or a leaf's
+     * grad) and no gradient still waiting in {@code grads} shares it (a backward may pass g
+     * through, or a view of it).
+     */
+    private static void freeSpent(ArrayList<Tensor> spent, IdentityHashMap<Tensor, Tensor> grads, long before) {
+        Set<Storage> live = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Tensor t : grads.values()) live.add(t.storage());
+        for (Tensor t : spent) {
+            Storage s = t.storage();
+            if (s.serial() > before && s.isPooled() && t.isCpu() && !live.contains(s)) s.free();
+        }
+        spent.clear();
     }
 
     private static void requireGraph(Tensor t, String what) {

@@ -287,9 +287,9 @@ public final class Conv2d {
         public enum Threading { AUTO, IMAGES, GEMM }
 
         /**
-         * y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. With
-         * -Dncsn.conv.winograd=on, 3x3 convolutions with at least 16 channels each side go through
-         * {@link Conv2dWinograd}; otherwise (the default) im2col.
+         * y [N,Co,Ho,Wo] (overwritten) = conv(x, w) + b; b may be null. 3x3 convolutions with at
+         * least 16 channels each side go through {@link Conv2dWinograd} (unless
+         * -Dncsn.conv.winograd=off), the others through im2col.
          */
         public static void forward(Dims g, float[] x, float[] w, float[] b, float[] y) {
             if (Conv2dWinograd.applies(g)) Conv2dWinograd.forward(Simd.gemmKernel(), g, x, w, b, y);
@@ -302,9 +302,14 @@ public final class Conv2d {
             else backwardData(Simd.gemmKernel(), Threading.AUTO, g, dy, w, dx);
         }
 
-        /** dw [Co,Ci,kh,kw] (overwritten) and, when db != null, db [Co] (overwritten). */
+        /** dw [Co,Ci,kh,kw] (overwritten) and, when db != null, db [Co] (overwritten); Winograd where forward is. */
         public static void backwardWeight(Dims g, float[] x, float[] dy, float[] dw, float[] db) {
-            backwardWeight(Simd.gemmKernel(), Threading.AUTO, g, x, dy, dw, db);
+            if (Conv2dWinograd.applies(g)) {
+                Conv2dWinograd.backwardWeight(Simd.gemmKernel(), g, x, dy, dw);
+                if (db != null) backwardBias(g, dy, db);
+            } else {
+                backwardWeight(Simd.gemmKernel(), Threading.AUTO, g, x, dy, dw, db);
+            }
         }
 
         // ---- forward ------------------------------------------------------------------------

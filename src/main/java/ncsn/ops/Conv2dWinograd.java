@@ -40,30 +40,24 @@ import ncsn.tensor.Tensor;
  *
  * <p>Backward-data of a stride-1 3x3 convolution is itself one: dx = conv(dy, w'), w' [Ci, Co]
  * the filters rotated by 180 degrees, padding 2d - p, same dilation ({@link #backwardData}).
- * Backward-weight stays im2col + GEMM ({@link Conv2d.Cpu}).
+ * Backward-weight sums dM_xi V_xi^T over the tiles, dM = A dY A^T, then dw = G^T dU G
+ * ({@link #backwardWeight}).
  *
  * <p>Accuracy: the transforms only add, subtract and halve, so float32 results stay within a few
  * roundings of the direct sum (Conv2dWinogradTest compares with the float64 reference at the
  * catalog's 1e-5 of max |y|). Used by {@link Conv2d.Cpu}'s default entry points when
- * {@link #applies}, which needs {@code -Dncsn.conv.winograd=on}: it is OFF by default.
+ * {@link #applies} (on unless -Dncsn.conv.winograd=off).
  *
- * <p>Why off (2026-11-28): alone (one core, batch 32, steady state) 64ch 28x28 forward took
- * 14.5-15.7 ms against im2col's 16.0-19.0 and 128ch 14x14 13.8-14.1 against 14.0-15.1, and the
- * one-thread sampling step 1.00-1.28 s against 1.28-1.64 s. But in a long training run JFR's
- * allocation samples showed the Vector API transforms boxing their vectors in steady state
- * (tens of GB of garbage: Pick.apply, inputRows, outputRows), i.e. C2 did not turn them into
- * intrinsics there as it did in the kernel benchmark, and the batch-128 step got slower. The
- * GEMMs are half of Winograd's time; the transforms need a form C2 compiles reliably (no
- * shuffles or masks held in objects) before this can be the default.
+ * <p>Measured (2026-11-29, 2 threads, batch-128 training step, ngf 64, 28x28): 6.6 s against
+ * 8.6 s with im2col and the scalar ELU (same machine, interleaved). Alone, one thread, batch 64:
+ * backward-weight 31.9 ms against im2col's 42-44 for 64ch 28x28 (ConvBench). A first version
+ * of the Vector API transforms boxed its vectors inside the whole engine (see {@link Vec}).
  */
 final class Conv2dWinograd {
     private Conv2dWinograd() {}
 
-    /**
-     * -Dncsn.conv.winograd=on routes eligible convolutions here; off by default (see the class
-     * comment: inside the whole engine its Vector API transforms were not compiled to intrinsics).
-     */
-    static final boolean ENABLED = "on".equalsIgnoreCase(System.getProperty("ncsn.conv.winograd", "off"));
+    /** Eligible convolutions come here unless -Dncsn.conv.winograd=off (then all go to im2col). */
+    static final boolean ENABLED = !"off".equalsIgnoreCase(System.getProperty("ncsn.conv.winograd", "on"));
 
     /**
      * Fewer channels than this on either side go to im2col: with Ci = 1 (the first layer) the
@@ -73,6 +67,14 @@ final class Conv2dWinograd {
 
     /** Floats of V and M per block (768 KiB of the 1 MiB L2, leaving room for U_xi). */
     private static final int BLOCK_FLOATS = 192 * 1024;
+
+    /**
+     * Backward-weight's blocks are 4x larger: each block's 16 products have depth T (tiles) and
+     * repack both operands, so deeper products amortise the packing and the stores of dU.
+     * ConvBench.backwardWeight, one thread, batch 64: 31.9 ms against 35-36.5 (1x) and 55 (16x)
+     * for 64ch 28x28; 27.6-29.7 against 30.6-33.7 for 128ch 14x14 d2.
+     */
+    private static final int WEIGHT_BLOCK_FLOATS = 4 * BLOCK_FLOATS;
 
     /** Whether the default forward (and, channels swapped, backward-data) of g goes through here. */
     static boolean applies(Conv2d.Dims g) {
@@ -110,6 +112,97 @@ final class Conv2dWinograd {
         Conv2d.Dims t = new Conv2d.Dims(g.n(), g.co(), g.ho(), g.wo(), g.ci(), 3, 3, 2 * g.dil() - g.pad(), g.dil());
         try (Scope scope = Scope.open()) {
             run(kernel, vector, t, packFilters(kernel, g, w, true), dy, null, dx);
+        }
+    }
+
+    /**
+     * dw [Co,Ci,3,3] (overwritten) from x and dy. The gradient of Y = A^T (U .* V) A with
+     * respect to U, summed over tiles, is dU_xi [Co, Ci] = dM_xi [Co, T] V_xi [Ci, T]^T with
+     * dM = A dY A^T per tile and channel and V the forward's input transform; then
+     * dw = G^T dU G. 16 GEMMs of depth T per block instead of im2col's one of depth 4T x 9.
+     *
+     * <p>Reproducible whatever the thread count: block boundaries depend only on the geometry,
+     * blocks are cut into a fixed number of contiguous groups, each group sums its blocks in
+     * order into its own dU, and the groups are added in group order (as {@link Conv2d.Cpu}'s
+     * im2col backward-weight does with images).
+     */
+    static void backwardWeight(GemmKernel kernel, Conv2d.Dims g, float[] x, float[] dy, float[] dw) {
+        backwardWeight(kernel, VECTOR, g, x, dy, dw);
+    }
+
+    static void backwardWeight(GemmKernel kernel, boolean vector, Conv2d.Dims g, float[] x, float[] dy, float[] dw) {
+        require(g);
+        int uSize = 16 * g.co() * g.ci();
+        Tiles tiles = new Tiles(g.ho(), g.wo(), g.dil());
+        int tileRows = g.n() * tiles.rowCorner.length, per = weightRowsPerBlock(kernel, g, tiles.perRow);
+        int blocks = ceilDiv(tileRows, per), groups = Math.min(blocks, WEIGHT_GROUPS);
+        try (Scope scope = Scope.open()) {
+            float[] du = Tensor.empty(DType.F32, groups * uSize).f32();
+            AtomicInteger next = new AtomicInteger();
+            Parallel.forRange(Math.min(Parallel.threads(), groups), 1, (lo, hi) -> {
+                Scratch s = SCRATCH.get();
+                for (int gi; (gi = next.getAndIncrement()) < groups; ) {
+                    int b0 = (int) ((long) gi * blocks / groups), b1 = (int) ((long) (gi + 1) * blocks / groups);
+                    for (int bi = b0; bi < b1; bi++)
+                        weightBlock(kernel, vector, g, tiles, x, dy, bi * per, Math.min(tileRows, (bi + 1) * per), du,
+                                gi * uSize, bi == b0 ? 0f : 1f, s);
+                }
+            });
+            for (int t = 1; t < groups; t++)
+                for (int i = 0, o = t * uSize; i < uSize; i++) du[i] += du[o + i];
+            filterGradients(g, du, dw);
+        }
+    }
+
+    /** Tile rows per backward-weight block: fixed by the geometry (the sums' order depends on it). */
+    static int weightRowsPerBlock(GemmKernel kernel, Conv2d.Dims g, int perRow) {
+        return rowsPerBlock(kernel, g, perRow, WEIGHT_BLOCK_FLOATS);
+    }
+
+    /** Groups of blocks whose dU partial sums are added in a fixed order (see backwardWeight). */
+    private static final int WEIGHT_GROUPS = 8;
+
+    /** du[duOff + xi*Co*Ci ..] = sum over the tiles of tile rows [r0, r1) of dM_xi V_xi^T, + beta * du. */
+    private static void weightBlock(GemmKernel kernel, boolean vector, Conv2d.Dims g, Tiles tiles, float[] x,
+                                    float[] dy, int r0, int r1, float[] du, int duOff, float beta, Scratch s) {
+        int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow;
+        int ld = vector ? Vec.roundUp(t) : t;
+        int vPlane = ci * ld + SLACK, mPlane = co * ld + SLACK;
+        float[] v = s.v(16 * vPlane), m = s.m(16 * mPlane);
+        if (vector) {
+            Vec.inputTiles(g, tiles, x, r0, r1, v, ld, vPlane, s);
+            Vec.gradientTiles(g, tiles, dy, r0, r1, m, ld, mPlane, s);
+        } else {
+            for (int r = r0; r < r1; r++) {
+                inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, ld, vPlane, s);
+                gradientTiles(g, tiles, dy, r, (r - r0) * tiles.perRow, m, ld, mPlane);
+            }
+        }
+        for (int xi = 0; xi < 16; xi++)
+            Gemm.sgemm(kernel, false, false, true, co, ci, t, 1f, m, xi * mPlane, ld, v, xi * vPlane, ld, beta, du,
+                    duOff + xi * co * ci, ci);
+    }
+
+    /** dw [o, c] = G^T dU[o, c] G (3x3 from 4x4; dU_xi at du[xi*Co*Ci + o*Ci + c]), in double, rounded once. */
+    private static void filterGradients(Conv2d.Dims g, float[] du, float[] dw) {
+        int co = g.co(), ci = g.ci(), pairs = co * ci;
+        double[] u = new double[16], gu = new double[12];
+        for (int at = 0; at < pairs; at++) {
+            for (int xi = 0; xi < 16; xi++) u[xi] = du[xi * pairs + at];
+            // G^T u: 3x4, column by column.
+            for (int j = 0; j < 4; j++) {
+                double a = u[j], b = u[4 + j], c = u[8 + j], e = u[12 + j];
+                gu[j] = a + 0.5 * (b + c);
+                gu[4 + j] = 0.5 * (b - c);
+                gu[8 + j] = 0.5 * (b + c) + e;
+            }
+            // (G^T u) G: 3x3.
+            for (int i = 0; i < 3; i++) {
+                double a = gu[4 * i], b = gu[4 * i + 1], c = gu[4 * i + 2], e = gu[4 * i + 3];
+                dw[at * 9 + 3 * i] = (float) (a + 0.5 * (b + c));
+                dw[at * 9 + 3 * i + 1] = (float) (0.5 * (b - c));
+                dw[at * 9 + 3 * i + 2] = (float) (0.5 * (b + c) + e);
+            }
         }
     }
 
@@ -224,7 +317,11 @@ final class Conv2dWinograd {
      * among the counts that fit, the one wasting least of the GEMM's last column sliver.
      */
     static int rowsPerBlock(GemmKernel kernel, Conv2d.Dims g, int perRow) {
-        int fit = Math.max(1, BLOCK_FLOATS / (16 * (g.ci() + g.co()) * perRow));
+        return rowsPerBlock(kernel, g, perRow, BLOCK_FLOATS);
+    }
+
+    static int rowsPerBlock(GemmKernel kernel, Conv2d.Dims g, int perRow, int blockFloats) {
+        int fit = Math.max(1, blockFloats / (16 * (g.ci() + g.co()) * perRow));
         int nr = kernel.nr(), best = fit;
         double bestUse = 0;
         for (int r = fit; r >= Math.max(1, fit / 2); r--) {
@@ -354,6 +451,44 @@ final class Conv2dWinograd {
         }
     }
 
+    /**
+     * dM_xi [k, t0 + tile] = (A dY A^T)_xi for every output channel k and tile of flattened tile
+     * row r (dY outside the plane is 0: those outputs were dropped in forward). A dY has rows
+     * (a, b), (a + c, b + e), (a - c, b - e), (-c, -e) for the tile [a b; c e]; each row (p, q)
+     * becomes (p, p + q, p - q, -q).
+     */
+    private static void gradientTiles(Conv2d.Dims g, Tiles tiles, float[] dy, int r, int t0, float[] m, int ld,
+                                      int plane) {
+        int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
+        int perImage = tiles.rowCorner.length;
+        int n = r / perImage, row = tiles.rowCorner[r % perImage];
+        boolean lower = row + d < ho;
+        for (int k = 0; k < co; k++) {
+            int top = ((n * co + k) * ho + row) * wo, bottom = top + d * wo;
+            for (int cls = 0; cls < d; cls++) {
+                int nb = tiles.count[cls], at = k * ld + t0 + tiles.offset[cls];
+                for (int bb = 0; bb < nb; bb++) {
+                    int col = cls + 2 * d * bb, i0 = at + bb;
+                    boolean right = col + d < wo;
+                    float a = dy[top + col], b = right ? dy[top + col + d] : 0f;
+                    float c = lower ? dy[bottom + col] : 0f, e = lower && right ? dy[bottom + col + d] : 0f;
+                    gradientRow(m, i0, plane, a, b);
+                    gradientRow(m, i0 + 4 * plane, plane, a + c, b + e);
+                    gradientRow(m, i0 + 8 * plane, plane, a - c, b - e);
+                    gradientRow(m, i0 + 12 * plane, plane, -c, -e);
+                }
+            }
+        }
+    }
+
+    /** One row (p, q) of A dY times A^T: (p, p + q, p - q, -q) at m[i], m[i + plane], ... */
+    private static void gradientRow(float[] m, int i, int plane, float p, float q) {
+        m[i] = p;
+        m[i + plane] = p + q;
+        m[i + 2 * plane] = p - q;
+        m[i + 3 * plane] = -q;
+    }
+
     /** Per-thread buffers, grown to the largest block once and reused. */
     private static final class Scratch {
         private float[] v = new float[0], m = new float[0], z = new float[0], out = new float[0];
@@ -397,6 +532,15 @@ final class Conv2dWinograd {
      * </ul>
      * Whole-vector stores past a plane's last tile land in the planes' SLACK or in tiles that
      * are written later. Loaded only when the Vector API is in use.
+     *
+     * <p>How the kernels are written so that C2 compiles them to vector instructions inside the
+     * whole engine, not only in a benchmark: each is one method whose loop body holds all its
+     * vector operations (about 30 Vector API calls), and no vector is passed to or returned from
+     * a method. A first version with small helpers (a permute, a row of B^T z) boxed its vectors
+     * in training: C2 had compiled a helper on its own and would not inline it ("already
+     * compiled into a big method"), or stopped inlining the Vector API's own methods in the
+     * larger kernels (NodeCountInliningCutoff), and every vector crossing such a call became a
+     * heap object (JFR allocation samples, -XX:CompileCommand=PrintInlining).
      */
     static final class Vec {
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -426,9 +570,11 @@ final class Conv2dWinograd {
         }
 
         /**
-         * A permute of two vectors: lane l takes lane idx[l] of (first ++ second). Done as two
-         * one-vector permutes and a blend: JDK 17 rebuilds a shuffle with indexes past the
-         * vector in Java on every two-vector {@code rearrange} (10x slower, JFR).
+         * A permute of two vectors: lane l takes lane idx[l] of (first ++ second), applied as
+         * {@code first.rearrange(lanes).blend(second.rearrange(lanes), second)}: JDK 17 rebuilds
+         * a shuffle with indexes past the vector in Java on every two-vector {@code rearrange}
+         * (10x slower, JFR). Applied inline in the kernels, never through a method (see
+         * {@link Vec}: no vector crosses a call).
          */
         private record Pick(VectorShuffle<Float> lanes, VectorMask<Float> second) {
             static Pick of(int[] idx) {
@@ -439,10 +585,6 @@ final class Conv2dWinograd {
                     hi[l] = idx[l] >= L;
                 }
                 return new Pick(VectorShuffle.fromArray(S, wrapped, 0), VectorMask.fromArray(S, hi, 0));
-            }
-
-            FloatVector apply(FloatVector first, FloatVector secondVector) {
-                return first.rearrange(lanes).blend(secondVector.rearrange(lanes), second);
             }
         }
 
@@ -480,13 +622,26 @@ final class Conv2dWinograd {
             return Pick.of(idx);
         }
 
-        /** V by rows of tiles: four input rows (zero-padded, two vectors each), B^T down, permutes, B along. */
+        /**
+         * Row i of B^T z is z[X_ROW[i]] + SIGN[i] * z[Y_ROW[i]]: z0 - z2, z1 + z2, z2 - z1,
+         * z1 - z3. Computed as fma(z_y, sign, z_x), which rounds z_x + sign*z_y once, exactly
+         * like the scalar add or subtract (sign*z_y is exact): one loop body serves the four rows.
+         */
+        private static final int[] X_ROW = {0, 1, 2, 1}, Y_ROW = {2, 2, 1, 3};
+        private static final float[] SIGN = {-1f, 1f, -1f, -1f};
+
+        /**
+         * V by rows of tiles. Per channel and tile row, the four input rows (zero-padded) as two
+         * vectors each; for each row i of B^T z, the tiles' four columns picked by two-vector
+         * permutes, and B along them.
+         */
         static void inputRows(Conv2d.Dims g, Tiles tiles, float[] x, int r0, int r1, float[] v, int ld, int plane,
                               Scratch s) {
             int ci = g.ci(), h = g.h(), w = g.w(), d = g.dil(), p = g.pad();
             int perImage = tiles.rowCorner.length, per = tiles.perRow;
             RowPicks rp = rowPicks(g, tiles);
-            Pick j0 = rp.j0(), j1 = rp.j1(), j2 = rp.j2(), j3 = rp.j3();
+            VectorShuffle<Float> p0 = rp.j0().lanes(), p1 = rp.j1().lanes(), p2 = rp.j2().lanes(), p3 = rp.j3().lanes();
+            VectorMask<Float> q0 = rp.j0().second(), q1 = rp.j1().second(), q2 = rp.j2().second(), q3 = rp.j3().second();
             float[] zb = s.z(8 * L);
             Arrays.fill(zb, 0, 8 * L, 0f); // padding columns: stay 0
             for (int c = 0; c < ci; c++) {
@@ -498,70 +653,172 @@ final class Conv2dWinograd {
                         if (row >= 0 && row < h) System.arraycopy(x, base + row * w, zb, 2 * L * i + p, w);
                         else Arrays.fill(zb, 2 * L * i + p, 2 * L * i + p + w, 0f);
                     }
-                    FloatVector a0 = FloatVector.fromArray(S, zb, 0), b0 = FloatVector.fromArray(S, zb, L);
-                    FloatVector a1 = FloatVector.fromArray(S, zb, 2 * L), b1 = FloatVector.fromArray(S, zb, 3 * L);
-                    FloatVector a2 = FloatVector.fromArray(S, zb, 4 * L), b2 = FloatVector.fromArray(S, zb, 5 * L);
-                    FloatVector a3 = FloatVector.fromArray(S, zb, 6 * L), b3 = FloatVector.fromArray(S, zb, 7 * L);
                     int o = c * ld + k * per;
-                    // B^T down the rows (both halves), then pick the tiles' four columns, then B along.
-                    rowsAlong(a0.sub(a2), b0.sub(b2), j0, j1, j2, j3, v, o, plane);
-                    rowsAlong(a1.add(a2), b1.add(b2), j0, j1, j2, j3, v, o + 4 * plane, plane);
-                    rowsAlong(a2.sub(a1), b2.sub(b1), j0, j1, j2, j3, v, o + 8 * plane, plane);
-                    rowsAlong(a1.sub(a3), b1.sub(b3), j0, j1, j2, j3, v, o + 12 * plane, plane);
+                    for (int i = 0; i < 4; i++) {
+                        FloatVector sign = FloatVector.broadcast(S, SIGN[i]);
+                        int zx = 2 * L * X_ROW[i], zy = 2 * L * Y_ROW[i];
+                        FloatVector lo = FloatVector.fromArray(S, zb, zy).fma(sign, FloatVector.fromArray(S, zb, zx));
+                        FloatVector hi = FloatVector.fromArray(S, zb, zy + L).fma(sign, FloatVector.fromArray(S, zb, zx + L));
+                        FloatVector t0 = lo.rearrange(p0).blend(hi.rearrange(p0), q0);
+                        FloatVector t1 = lo.rearrange(p1).blend(hi.rearrange(p1), q1);
+                        FloatVector t2 = lo.rearrange(p2).blend(hi.rearrange(p2), q2);
+                        FloatVector t3 = lo.rearrange(p3).blend(hi.rearrange(p3), q3);
+                        int oi = o + 4 * i * plane;
+                        t0.sub(t2).intoArray(v, oi);
+                        t1.add(t2).intoArray(v, oi + plane);
+                        t2.sub(t1).intoArray(v, oi + 2 * plane);
+                        t1.sub(t3).intoArray(v, oi + 3 * plane);
+                    }
                 }
             }
         }
 
-        /** One row i of B^T z: the tiles' columns picked from (lo, hi), then V_i0..V_i3 stored at o + j*plane. */
-        private static void rowsAlong(FloatVector lo, FloatVector hi, Pick j0, Pick j1, Pick j2, Pick j3, float[] v, int o,
-                                      int plane) {
-            FloatVector t0 = j0.apply(lo, hi), t1 = j1.apply(lo, hi), t2 = j2.apply(lo, hi), t3 = j3.apply(lo, hi);
-            t0.sub(t2).intoArray(v, o);
-            t1.add(t2).intoArray(v, o + plane);
-            t2.sub(t1).intoArray(v, o + 2 * plane);
-            t1.sub(t3).intoArray(v, o + 3 * plane);
-        }
-
-        /** Row 0 of A^T M at column j, for the tiles at i0: m0j + m1j + m2j (M_xi at i0 + xi*plane). */
-        private static FloatVector down0(float[] m, int i0, int plane, int j) {
-            return FloatVector.fromArray(S, m, i0 + j * plane).add(FloatVector.fromArray(S, m, i0 + (4 + j) * plane))
-                    .add(FloatVector.fromArray(S, m, i0 + (8 + j) * plane));
-        }
-
-        /** Row 1 of A^T M at column j: m1j - m2j - m3j. */
-        private static FloatVector down1(float[] m, int i0, int plane, int j) {
-            return FloatVector.fromArray(S, m, i0 + (4 + j) * plane).sub(FloatVector.fromArray(S, m, i0 + (8 + j) * plane))
-                    .sub(FloatVector.fromArray(S, m, i0 + (12 + j) * plane));
-        }
-
-        /** y by rows of tiles: A^T M A with lanes = the row's tiles, permuted into two output rows. */
+        /**
+         * y by rows of tiles: A^T M A with lanes = the row's tiles, permuted into the two output
+         * rows. Row h of A^T M at column j is (m_hj + sign*m_(h+1)j) + sign*m_(h+2)j, sign +1 for
+         * the top row (m0 + m1 + m2) and -1 for the bottom one (m1 - m2 - m3), by exact fmas as
+         * in {@link #inputRows}.
+         */
         static void outputRows(Conv2d.Dims g, Tiles tiles, float[] m, int r0, int r1, int ld, int plane, float[] b,
                                float[] y, Scratch s) {
             int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
             int perImage = tiles.rowCorner.length, per = tiles.perRow;
             RowPicks rp = rowPicks(g, tiles);
-            Pick lo = rp.lo(), hi = rp.hi();
+            VectorShuffle<Float> pl = rp.lo().lanes(), ph = rp.hi().lanes();
+            VectorMask<Float> ql = rp.lo().second(), qh = rp.hi().second();
             float[] rb = s.out(2 * L);
             for (int k0 = 0; k0 < co; k0++) {
                 FloatVector bias = FloatVector.broadcast(S, b == null ? 0f : b[k0]);
                 for (int k = 0; k < r1 - r0; k++) {
                     int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
-                    int i0 = k0 * ld + k * per;
-                    FloatVector s00 = down0(m, i0, plane, 0), s01 = down0(m, i0, plane, 1);
-                    FloatVector s02 = down0(m, i0, plane, 2), s03 = down0(m, i0, plane, 3);
-                    FloatVector s10 = down1(m, i0, plane, 0), s11 = down1(m, i0, plane, 1);
-                    FloatVector s12 = down1(m, i0, plane, 2), s13 = down1(m, i0, plane, 3);
                     int top = ((n * co + k0) * ho + row) * wo;
-                    FloatVector y0 = s00.add(s01).add(s02).add(bias), y1 = s01.sub(s02).sub(s03).add(bias);
-                    lo.apply(y0, y1).intoArray(rb, 0);
-                    hi.apply(y0, y1).intoArray(rb, L);
-                    System.arraycopy(rb, 0, y, top, wo);
-                    if (row + d < ho) {
-                        FloatVector y2 = s10.add(s11).add(s12).add(bias), y3 = s11.sub(s12).sub(s13).add(bias);
-                        lo.apply(y2, y3).intoArray(rb, 0);
-                        hi.apply(y2, y3).intoArray(rb, L);
-                        System.arraycopy(rb, 0, y, top + d * wo, wo);
+                    for (int half = 0, halves = row + d < ho ? 2 : 1; half < halves; half++) {
+                        FloatVector sign = FloatVector.broadcast(S, half == 0 ? 1f : -1f);
+                        int a = k0 * ld + k * per + 4 * half * plane;
+                        FloatVector s0 = FloatVector.fromArray(S, m, a + 8 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 4 * plane).fma(sign, FloatVector.fromArray(S, m, a)));
+                        FloatVector s1 = FloatVector.fromArray(S, m, a + 9 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 5 * plane).fma(sign, FloatVector.fromArray(S, m, a + plane)));
+                        FloatVector s2 = FloatVector.fromArray(S, m, a + 10 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 6 * plane).fma(sign, FloatVector.fromArray(S, m, a + 2 * plane)));
+                        FloatVector s3 = FloatVector.fromArray(S, m, a + 11 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 7 * plane).fma(sign, FloatVector.fromArray(S, m, a + 3 * plane)));
+                        FloatVector left = s0.add(s1).add(s2).add(bias), right = s1.sub(s2).sub(s3).add(bias);
+                        left.rearrange(pl).blend(right.rearrange(pl), ql).intoArray(rb, 0);
+                        left.rearrange(ph).blend(right.rearrange(ph), qh).intoArray(rb, L);
+                        System.arraycopy(rb, 0, y, top + half * d * wo, wo);
                     }
+                }
+            }
+        }
+
+        static void gradientTiles(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld, int plane,
+                                  Scratch s) {
+            if (byRows(g, tiles)) gradientRows(g, tiles, dy, r0, r1, m, ld, plane, s);
+            else gradientGathered(g, tiles, dy, r0, r1, m, ld, plane, s);
+        }
+
+        /**
+         * dM by rows of tiles ({@link Conv2dWinograd#gradientTiles}'s arithmetic): per output
+         * channel and tile row, the two dY rows (zero-padded, two vectors each); the tiles'
+         * columns col and col + d picked from each into a buffer (a, b from the top row, c, e
+         * from the bottom one); the rows (p, q) of A dY into the buffer; each row times A^T.
+         */
+        static void gradientRows(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld, int plane,
+                                 Scratch s) {
+            int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
+            int perImage = tiles.rowCorner.length, per = tiles.perRow;
+            RowPicks rp = rowPicks(g, tiles);
+            VectorShuffle<Float> p0 = rp.j0().lanes(), p1 = rp.j1().lanes();
+            VectorMask<Float> q0 = rp.j0().second(), q1 = rp.j1().second();
+            // [0, 4L): the two dY rows; [4L, 8L): a, b, c, e; [8L, 16L): rows (p, q) of A dY.
+            float[] rb = s.out(16 * L);
+            Arrays.fill(rb, 0, 4 * L, 0f); // columns past Wo: stay 0
+            for (int k0 = 0; k0 < co; k0++) {
+                for (int k = 0; k < r1 - r0; k++) {
+                    int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
+                    int top = ((n * co + k0) * ho + row) * wo;
+                    System.arraycopy(dy, top, rb, 0, wo);
+                    if (row + d < ho) System.arraycopy(dy, top + d * wo, rb, 2 * L, wo);
+                    else Arrays.fill(rb, 2 * L, 2 * L + wo, 0f);
+                    for (int h = 0; h < 2; h++) {
+                        FloatVector lo = FloatVector.fromArray(S, rb, 2 * L * h), hi = FloatVector.fromArray(S, rb, 2 * L * h + L);
+                        lo.rearrange(p0).blend(hi.rearrange(p0), q0).intoArray(rb, 4 * L + 2 * L * h);
+                        lo.rearrange(p1).blend(hi.rearrange(p1), q1).intoArray(rb, 5 * L + 2 * L * h);
+                    }
+                    FloatVector a = FloatVector.fromArray(S, rb, 4 * L), b = FloatVector.fromArray(S, rb, 5 * L);
+                    FloatVector c = FloatVector.fromArray(S, rb, 6 * L), e = FloatVector.fromArray(S, rb, 7 * L);
+                    a.intoArray(rb, 8 * L);
+                    b.intoArray(rb, 9 * L);
+                    a.add(c).intoArray(rb, 10 * L);
+                    b.add(e).intoArray(rb, 11 * L);
+                    a.sub(c).intoArray(rb, 12 * L);
+                    b.sub(e).intoArray(rb, 13 * L);
+                    c.neg().intoArray(rb, 14 * L);
+                    e.neg().intoArray(rb, 15 * L);
+                    int o = k0 * ld + k * per;
+                    for (int i = 0; i < 4; i++) {
+                        FloatVector pv = FloatVector.fromArray(S, rb, (8 + 2 * i) * L);
+                        FloatVector qv = FloatVector.fromArray(S, rb, (9 + 2 * i) * L);
+                        int oi = o + 4 * i * plane;
+                        pv.intoArray(m, oi);
+                        pv.add(qv).intoArray(m, oi + plane);
+                        pv.sub(qv).intoArray(m, oi + 2 * plane);
+                        qv.neg().intoArray(m, oi + 3 * plane);
+                    }
+                }
+            }
+        }
+
+        /**
+         * dM for tile rows [r0, r1), tiles gathered: per output channel, the two dY rows of every
+         * tile row into a zero-padded buffer (Wo + d columns, so a right column past the edge
+         * reads 0), then a, b, c, e gathered per vector of tiles.
+         */
+        static void gradientGathered(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld,
+                                     int plane, Scratch s) {
+            int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
+            int perImage = tiles.rowCorner.length, rows = r1 - r0, wp = wo + d;
+            int size = 2 * rows * wp + wp + d + 1;
+            float[] zb = s.z(size);
+            Arrays.fill(zb, 0, size, 0f);
+            int[] at = s.at(ld);
+            for (int t = 0; t < ld; t++) {
+                int k = t / tiles.perRow;
+                at[t] = k < rows ? 2 * k * wp + tiles.colCorner[t % tiles.perRow] : 2 * rows * wp;
+            }
+            for (int k0 = 0; k0 < co; k0++) {
+                for (int k = 0; k < rows; k++) {
+                    int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
+                    int top = ((n * co + k0) * ho + row) * wo;
+                    System.arraycopy(dy, top, zb, 2 * k * wp, wo);
+                    if (row + d < ho) System.arraycopy(dy, top + d * wo, zb, (2 * k + 1) * wp, wo);
+                }
+                for (int t0 = 0; t0 < ld; t0 += L) {
+                    FloatVector a = FloatVector.fromArray(S, zb, 0, at, t0), b = FloatVector.fromArray(S, zb, d, at, t0);
+                    FloatVector c = FloatVector.fromArray(S, zb, wp, at, t0), e = FloatVector.fromArray(S, zb, wp + d, at, t0);
+                    int o = k0 * ld + t0;
+                    a.intoArray(m, o);
+                    a.add(b).intoArray(m, o + plane);
+                    a.sub(b).intoArray(m, o + 2 * plane);
+                    b.neg().intoArray(m, o + 3 * plane);
+                    FloatVector p = a.add(c), q = b.add(e);
+                    p.intoArray(m, o + 4 * plane);
+                    p.add(q).intoArray(m, o + 5 * plane);
+                    p.sub(q).intoArray(m, o + 6 * plane);
+                    q.neg().intoArray(m, o + 7 * plane);
+                    p = a.sub(c);
+                    q = b.sub(e);
+                    p.intoArray(m, o + 8 * plane);
+                    p.add(q).intoArray(m, o + 9 * plane);
+                    p.sub(q).intoArray(m, o + 10 * plane);
+                    q.neg().intoArray(m, o + 11 * plane);
+                    p = c.neg();
+                    q = e.neg();
+                    p.intoArray(m, o + 12 * plane);
+                    p.add(q).intoArray(m, o + 13 * plane);
+                    p.sub(q).intoArray(m, o + 14 * plane);
+                    q.neg().intoArray(m, o + 15 * plane);
                 }
             }
         }
@@ -569,14 +826,17 @@ final class Conv2dWinograd {
         /**
          * V for tile rows [r0, r1), tiles gathered. Per channel, the four input rows of every
          * tile row go to a zero-padded buffer (4 rows per tile row, W + 2p + d columns: the
-         * padding columns and the rows outside the image stay 0 for all channels).
+         * padding columns and the rows outside the image stay 0 for all channels). Per vector
+         * of tiles: B^T down each of the four gathered columns into a small buffer, then B along
+         * each of its rows.
          */
         static void inputGathered(Conv2d.Dims g, Tiles tiles, float[] x, int r0, int r1, float[] v, int ld, int plane,
                                   Scratch s) {
             int ci = g.ci(), h = g.h(), w = g.w(), d = g.dil(), p = g.pad();
             int perImage = tiles.rowCorner.length, rows = r1 - r0, wp = w + 2 * p + d;
-            float[] zb = s.z(4 * rows * wp);
-            Arrays.fill(zb, 0, 4 * rows * wp, 0f);
+            float[] zb = s.z(4 * rows * wp + 16 * L);
+            int tb = 4 * rows * wp; // B^T z for one vector of tiles: row i, column j at tb + (4i + j) L
+            Arrays.fill(zb, 0, tb, 0f);
             int[] at = s.at(ld);
             for (int t = 0; t < ld; t++) {
                 int k = t / tiles.perRow;
@@ -592,45 +852,25 @@ final class Conv2dWinograd {
                     }
                 }
                 for (int t0 = 0; t0 < ld; t0 += L) {
-                    // B^T down each column j of the 4x4 points: t_ij (unrolled: no arrays of vectors).
-                    FloatVector z00 = FloatVector.fromArray(S, zb, 0, at, t0);
-                    FloatVector z10 = FloatVector.fromArray(S, zb, wp, at, t0);
-                    FloatVector z20 = FloatVector.fromArray(S, zb, 2 * wp, at, t0);
-                    FloatVector z30 = FloatVector.fromArray(S, zb, 3 * wp, at, t0);
-                    FloatVector t00 = z00.sub(z20), t10 = z10.add(z20), t20 = z20.sub(z10), t30 = z10.sub(z30);
-                    FloatVector z01 = FloatVector.fromArray(S, zb, d, at, t0);
-                    FloatVector z11 = FloatVector.fromArray(S, zb, wp + d, at, t0);
-                    FloatVector z21 = FloatVector.fromArray(S, zb, 2 * wp + d, at, t0);
-                    FloatVector z31 = FloatVector.fromArray(S, zb, 3 * wp + d, at, t0);
-                    FloatVector t01 = z01.sub(z21), t11 = z11.add(z21), t21 = z21.sub(z11), t31 = z11.sub(z31);
-                    FloatVector z02 = FloatVector.fromArray(S, zb, 2 * d, at, t0);
-                    FloatVector z12 = FloatVector.fromArray(S, zb, wp + 2 * d, at, t0);
-                    FloatVector z22 = FloatVector.fromArray(S, zb, 2 * wp + 2 * d, at, t0);
-                    FloatVector z32 = FloatVector.fromArray(S, zb, 3 * wp + 2 * d, at, t0);
-                    FloatVector t02 = z02.sub(z22), t12 = z12.add(z22), t22 = z22.sub(z12), t32 = z12.sub(z32);
-                    FloatVector z03 = FloatVector.fromArray(S, zb, 3 * d, at, t0);
-                    FloatVector z13 = FloatVector.fromArray(S, zb, wp + 3 * d, at, t0);
-                    FloatVector z23 = FloatVector.fromArray(S, zb, 2 * wp + 3 * d, at, t0);
-                    FloatVector z33 = FloatVector.fromArray(S, zb, 3 * wp + 3 * d, at, t0);
-                    FloatVector t03 = z03.sub(z23), t13 = z13.add(z23), t23 = z23.sub(z13), t33 = z13.sub(z33);
-                    // then B along each row i.
-                    int o = c * ld + t0;
-                    t00.sub(t02).intoArray(v, o + 0 * plane);
-                    t01.add(t02).intoArray(v, o + 1 * plane);
-                    t02.sub(t01).intoArray(v, o + 2 * plane);
-                    t01.sub(t03).intoArray(v, o + 3 * plane);
-                    t10.sub(t12).intoArray(v, o + 4 * plane);
-                    t11.add(t12).intoArray(v, o + 5 * plane);
-                    t12.sub(t11).intoArray(v, o + 6 * plane);
-                    t11.sub(t13).intoArray(v, o + 7 * plane);
-                    t20.sub(t22).intoArray(v, o + 8 * plane);
-                    t21.add(t22).intoArray(v, o + 9 * plane);
-                    t22.sub(t21).intoArray(v, o + 10 * plane);
-                    t21.sub(t23).intoArray(v, o + 11 * plane);
-                    t30.sub(t32).intoArray(v, o + 12 * plane);
-                    t31.add(t32).intoArray(v, o + 13 * plane);
-                    t32.sub(t31).intoArray(v, o + 14 * plane);
-                    t31.sub(t33).intoArray(v, o + 15 * plane);
+                    for (int j = 0; j < 4; j++) {
+                        FloatVector z0 = FloatVector.fromArray(S, zb, j * d, at, t0);
+                        FloatVector z1 = FloatVector.fromArray(S, zb, wp + j * d, at, t0);
+                        FloatVector z2 = FloatVector.fromArray(S, zb, 2 * wp + j * d, at, t0);
+                        FloatVector z3 = FloatVector.fromArray(S, zb, 3 * wp + j * d, at, t0);
+                        z0.sub(z2).intoArray(zb, tb + j * L);
+                        z1.add(z2).intoArray(zb, tb + (4 + j) * L);
+                        z2.sub(z1).intoArray(zb, tb + (8 + j) * L);
+                        z1.sub(z3).intoArray(zb, tb + (12 + j) * L);
+                    }
+                    for (int i = 0; i < 4; i++) {
+                        int ti = tb + 4 * i * L, o = c * ld + t0 + 4 * i * plane;
+                        FloatVector t0v = FloatVector.fromArray(S, zb, ti), t1v = FloatVector.fromArray(S, zb, ti + L);
+                        FloatVector t2v = FloatVector.fromArray(S, zb, ti + 2 * L), t3v = FloatVector.fromArray(S, zb, ti + 3 * L);
+                        t0v.sub(t2v).intoArray(v, o);
+                        t1v.add(t2v).intoArray(v, o + plane);
+                        t2v.sub(t1v).intoArray(v, o + 2 * plane);
+                        t1v.sub(t3v).intoArray(v, o + 3 * plane);
+                    }
                 }
             }
         }
@@ -638,7 +878,8 @@ final class Conv2dWinograd {
         /**
          * y for tile rows [r0, r1), tiles scattered: each tile's four outputs into two padded
          * rows per tile row and output channel (Wo + d columns, so a tile's right column past the
-         * edge has room), then the valid part of each row copied into y.
+         * edge has room), then the valid part of each row copied into y. Rows of A^T M as in
+         * {@link #outputRows}.
          */
         static void outputScattered(Conv2d.Dims g, Tiles tiles, float[] m, int r0, int r1, int ld, int plane, float[] b,
                                     float[] y, Scratch s) {
@@ -655,15 +896,20 @@ final class Conv2dWinograd {
                 FloatVector bias = FloatVector.broadcast(S, b == null ? 0f : b[k0]);
                 int oc = k0 * outPlane;
                 for (int t0 = 0; t0 < ld; t0 += L) {
-                    int i0 = k0 * ld + t0;
-                    FloatVector s00 = down0(m, i0, plane, 0), s01 = down0(m, i0, plane, 1);
-                    FloatVector s02 = down0(m, i0, plane, 2), s03 = down0(m, i0, plane, 3);
-                    FloatVector s10 = down1(m, i0, plane, 0), s11 = down1(m, i0, plane, 1);
-                    FloatVector s12 = down1(m, i0, plane, 2), s13 = down1(m, i0, plane, 3);
-                    s00.add(s01).add(s02).add(bias).intoArray(ob, oc, at, t0);
-                    s01.sub(s02).sub(s03).add(bias).intoArray(ob, oc + d, at, t0);
-                    s10.add(s11).add(s12).add(bias).intoArray(ob, oc + wp, at, t0);
-                    s11.sub(s12).sub(s13).add(bias).intoArray(ob, oc + wp + d, at, t0);
+                    for (int half = 0; half < 2; half++) {
+                        FloatVector sign = FloatVector.broadcast(S, half == 0 ? 1f : -1f);
+                        int a = k0 * ld + t0 + 4 * half * plane;
+                        FloatVector s0 = FloatVector.fromArray(S, m, a + 8 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 4 * plane).fma(sign, FloatVector.fromArray(S, m, a)));
+                        FloatVector s1 = FloatVector.fromArray(S, m, a + 9 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 5 * plane).fma(sign, FloatVector.fromArray(S, m, a + plane)));
+                        FloatVector s2 = FloatVector.fromArray(S, m, a + 10 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 6 * plane).fma(sign, FloatVector.fromArray(S, m, a + 2 * plane)));
+                        FloatVector s3 = FloatVector.fromArray(S, m, a + 11 * plane).fma(sign,
+                                FloatVector.fromArray(S, m, a + 7 * plane).fma(sign, FloatVector.fromArray(S, m, a + 3 * plane)));
+                        s0.add(s1).add(s2).add(bias).intoArray(ob, oc + half * wp, at, t0);
+                        s1.sub(s2).sub(s3).add(bias).intoArray(ob, oc + half * wp + d, at, t0);
+                    }
                 }
                 for (int k = 0; k < rows; k++) {
                     int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];

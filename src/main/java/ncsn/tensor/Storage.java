@@ -6,9 +6,27 @@ package ncsn.tensor;
  * Freeing is explicit and idempotent; every later access fails with a message naming the op.
  */
 public abstract class Storage {
+    private static final java.util.concurrent.atomic.AtomicLong MADE = new java.util.concurrent.atomic.AtomicLong();
+
     private boolean freed;
     /** Whether freeing hands the memory back to a pool for reuse (scope-owned temporaries). */
     final boolean pooled;
+    /** Creation order: a storage made later has a larger serial ({@link #madeSoFar}). */
+    private final long serial = MADE.incrementAndGet();
+
+    /** The serial of the last storage made so far: storages made after this call have larger ones. */
+    public static long madeSoFar() {
+        return MADE.get();
+    }
+
+    public final long serial() {
+        return serial;
+    }
+
+    /** Whether this is a scope-owned temporary whose memory goes back to the pool when freed. */
+    public final boolean isPooled() {
+        return pooled;
+    }
 
     protected Storage(boolean pooled) {
         this.pooled = pooled;

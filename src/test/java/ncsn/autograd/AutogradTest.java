@@ -62,6 +62,51 @@ class AutogradTest {
         }
     }
 
+    /**
+     * Intermediate gradients are freed during the pass (their arrays reused by the next node's
+     * gradient) without changing any result: a chain of 24 ELUs with pass-through adds and
+     * reshape views (gradients shared between inputs) gives bit-identical leaf gradients in a
+     * scope (pooled, freed early) and outside one (nothing pooled), and inside the scope the
+     * backward pass makes at most a few fresh arrays.
+     */
+    @Test
+    void backwardFreesSpentGradientsWithoutChangingThem() {
+        int n = 1237; // a length no other test pools
+        float[] start = new float[n];
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(4);
+        for (int i = 0; i < n; i++) start[i] = (float) rnd.nextDouble(-2, 2);
+        float[] seed = new float[n];
+        for (int i = 0; i < n; i++) seed[i] = (float) rnd.nextDouble(-1, 1);
+
+        Tensor plain = Tensor.wrap(start.clone(), n).requiresGrad(true);
+        Autograd.backward(chain(plain), Tensor.wrap(seed.clone(), n));
+
+        ncsn.tensor.BufferPool.clear();
+        Tensor scoped = Tensor.wrap(start.clone(), n).requiresGrad(true);
+        try (Scope s = Scope.open()) {
+            Tensor out = chain(scoped);
+            long fresh = ncsn.tensor.BufferPool.freshAllocations(), reused = ncsn.tensor.BufferPool.reusedAllocations();
+            Autograd.backward(out, Tensor.wrap(seed.clone(), n));
+            long madeFresh = ncsn.tensor.BufferPool.freshAllocations() - fresh;
+            long madeReused = ncsn.tensor.BufferPool.reusedAllocations() - reused;
+            assertTrue(madeReused >= 20, "gradients reused " + madeReused + " freed arrays, fresh " + madeFresh);
+            assertTrue(madeFresh <= 4, "backward made " + madeFresh + " fresh arrays (reused " + madeReused + ")");
+        }
+        for (int i = 0; i < n; i++)
+            assertEquals(Float.floatToRawIntBits(plain.grad().f32()[i]), Float.floatToRawIntBits(scoped.grad().f32()[i]),
+                    "element " + i);
+    }
+
+    /** 24 ELUs; every 6th output also goes through plus(h, h) (g passed to both inputs) and a reshape view. */
+    private static Tensor chain(Tensor x) {
+        Tensor h = x;
+        for (int i = 0; i < 24; i++) {
+            h = Elu.apply(h);
+            if (i % 6 == 5) h = plus(h, h.reshape(1, h.numel()).reshape(h.numel()));
+        }
+        return h;
+    }
+
     @Test
     void aSecondBackwardThroughAConsumedGraphIsAClearError() {
         Tensor x = leaf(0.3, -0.7);

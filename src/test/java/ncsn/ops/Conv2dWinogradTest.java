@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
  * geometries: odd and tiny planes (a tile's second row or column falls outside), every padding
  * 0..2d for dilations 1, 2 and 4 (planes narrower than 2d, empty column classes), batch 1,
  * channel counts that are not multiples of 8 or of the GEMM's slivers, rows of tiles narrower and
- * wider than a vector; with the Vector API and the scalar GEMM kernels. Limit: the catalog's float32 tolerance, 1e-5 of max |ref|.
+ * wider than a vector; forward, backward-data and backward-weight, with the Vector API and the
+ * scalar GEMM kernels. Limit: the catalog's float32 tolerance, 1e-5 of max |ref|.
  */
 class Conv2dWinogradTest {
     private static final double LIMIT = OpCatalog.DEFAULT_TOLERANCE32;
@@ -32,7 +33,7 @@ class Conv2dWinogradTest {
     };
 
     @Test
-    void forwardAndBackwardDataMatchTheReference() {
+    void forwardAndBackwardMatchTheReference() {
         for (GemmKernel kernel : kernels()) {
             for (int[] q : GEOMETRIES) {
                 Conv2d.Dims g = new Conv2d.Dims(q[0], q[1], q[2], q[3], q[4], 3, 3, q[5], q[6]);
@@ -55,6 +56,13 @@ class Conv2dWinogradTest {
                 String what = kernel.name() + " " + g;
                 assertWithin(y, yf, "forward " + what);
                 assertWithin(dx, dxf, "backward-data " + what);
+
+                double[] dw = new double[w.length];
+                Conv2d.Reference.backwardWeight(g, x, dy, dw);
+                float[] dwf = new float[dw.length];
+                Arrays.fill(dwf, Float.NaN);
+                Conv2dWinograd.backwardWeight(kernel, g, f32(x), f32(dy), dwf);
+                assertWithin(dw, dwf, "backward-weight " + what);
 
                 float[] y0 = new float[y.length];
                 Conv2dWinograd.forward(kernel, g, f32(x), f32(w), null, y0);
@@ -96,6 +104,33 @@ class Conv2dWinogradTest {
         }
     }
 
+    /**
+     * Backward-weight sums over every tile of the batch: its bits must not depend on the thread
+     * count (blocks and groups are fixed by the geometry, groups added in order). Enough tile
+     * rows for several blocks and groups.
+     */
+    @Test
+    void backwardWeightIsIndependentOfTheThreads() {
+        GemmKernel kernel = Simd.gemmKernel();
+        Conv2d.Dims g = new Conv2d.Dims(40, 48, 14, 14, 40, 3, 3, 1, 1);
+        SplittableRandom rnd = new SplittableRandom(9);
+        float[] x = f32(normal(rnd, g.n() * g.ci() * g.h() * g.w())), dy = f32(normal(rnd, g.n() * g.co() * g.p()));
+        assertTrue(Conv2dWinograd.weightRowsPerBlock(kernel, g, 7) * 3 < g.n() * 7, "needs several blocks");
+        int before = Parallel.threads();
+        try {
+            float[] first = null;
+            for (int threads : new int[] {1, 2, 3}) {
+                Parallel.setThreads(threads);
+                float[] dw = new float[g.co() * g.ci() * 9];
+                Conv2dWinograd.backwardWeight(kernel, g, x, dy, dw);
+                if (first == null) first = dw;
+                else assertTrue(Arrays.equals(first, dw), "dW with " + threads + " threads differs from 1 thread");
+            }
+        } finally {
+            Parallel.setThreads(before);
+        }
+    }
+
     /** The Vector API transforms give the scalar transforms' bits (same GEMM kernel). */
     @Test
     void vectorTransformsMatchTheScalarOnesBitForBit() {
@@ -111,14 +146,18 @@ class Conv2dWinogradTest {
             Conv2dWinograd.forward(kernel, false, g, x, w, b, ys);
             Conv2dWinograd.backwardData(kernel, true, g, dy, w, dxv);
             Conv2dWinograd.backwardData(kernel, false, g, dy, w, dxs);
+            float[] dwv = new float[w.length], dws = new float[w.length];
+            Conv2dWinograd.backwardWeight(kernel, true, g, x, dy, dwv);
+            Conv2dWinograd.backwardWeight(kernel, false, g, x, dy, dws);
             assertTrue(Arrays.equals(ys, yv), "forward " + g);
             assertTrue(Arrays.equals(dxs, dxv), "backward-data " + g);
+            assertTrue(Arrays.equals(dws, dwv), "backward-weight " + g);
         }
     }
 
     @Test
     void choosesWinogradOnlyWhereItApplies() {
-        org.junit.jupiter.api.Assumptions.assumeTrue(Conv2dWinograd.ENABLED, "Winograd is off (-Dncsn.conv.winograd=on)");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Conv2dWinograd.ENABLED, "Winograd is off (-Dncsn.conv.winograd=off)");
         assertTrue(Conv2dWinograd.applies(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 1, 1)));
         assertTrue(Conv2dWinograd.applies(new Conv2d.Dims(1, 128, 14, 14, 128, 3, 3, 4, 4)));
         assertFalse(Conv2dWinograd.applies(new Conv2d.Dims(1, 1, 28, 28, 64, 3, 3, 1, 1)), "first layer: Ci = 1");

@@ -305,8 +305,7 @@ public final class Conv2d {
         /** dw [Co,Ci,kh,kw] (overwritten) and, when db != null, db [Co] (overwritten); Winograd where forward is. */
         public static void backwardWeight(Dims g, float[] x, float[] dy, float[] dw, float[] db) {
             if (Conv2dWinograd.applies(g)) {
-                Conv2dWinograd.backwardWeight(Simd.gemmKernel(), g, x, dy, dw);
-                if (db != null) backwardBias(g, dy, db);
+                Conv2dWinograd.backwardWeight(Simd.gemmKernel(), g, x, dy, dw, db);
             } else {
                 backwardWeight(Simd.gemmKernel(), Threading.AUTO, g, x, dy, dw, db);
             }

@@ -126,11 +126,13 @@ final class Conv2dWinograd {
      * order into its own dU, and the groups are added in group order (as {@link Conv2d.Cpu}'s
      * im2col backward-weight does with images).
      */
-    static void backwardWeight(GemmKernel kernel, Conv2d.Dims g, float[] x, float[] dy, float[] dw) {
-        backwardWeight(kernel, VECTOR, g, x, dy, dw);
+    static void backwardWeight(GemmKernel kernel, Conv2d.Dims g, float[] x, float[] dy, float[] dw, float[] db) {
+        backwardWeight(kernel, VECTOR, g, x, dy, dw, db);
     }
 
-    static void backwardWeight(GemmKernel kernel, boolean vector, Conv2d.Dims g, float[] x, float[] dy, float[] dw) {
+    /** As above; db [Co] (overwritten) when not null: sums of dy, in double, per image then in image order. */
+    static void backwardWeight(GemmKernel kernel, boolean vector, Conv2d.Dims g, float[] x, float[] dy, float[] dw,
+                               float[] db) {
         require(g);
         int uSize = 16 * g.co() * g.ci();
         Tiles tiles = new Tiles(g.ho(), g.wo(), g.dil());
@@ -138,14 +140,21 @@ final class Conv2dWinograd {
         int blocks = ceilDiv(tileRows, per), groups = Math.min(blocks, WEIGHT_GROUPS);
         try (Scope scope = Scope.open()) {
             float[] du = Tensor.empty(DType.F32, groups * uSize).f32();
+            // Vector path: channels-last, zero-padded copies of x and dy, so that the transforms
+            // write V and dM tile-major and the GEMM packs them by copies (see ChannelsLast).
+            ChannelsLast cl = vector ? ChannelsLast.of(g, x, dy, db) : null;
+            if (!vector && db != null) Conv2d.Cpu.backwardBias(g, dy, db);
             AtomicInteger next = new AtomicInteger();
             Parallel.forRange(Math.min(Parallel.threads(), groups), 1, (lo, hi) -> {
                 Scratch s = SCRATCH.get();
                 for (int gi; (gi = next.getAndIncrement()) < groups; ) {
                     int b0 = (int) ((long) gi * blocks / groups), b1 = (int) ((long) (gi + 1) * blocks / groups);
-                    for (int bi = b0; bi < b1; bi++)
-                        weightBlock(kernel, vector, g, tiles, x, dy, bi * per, Math.min(tileRows, (bi + 1) * per), du,
-                                gi * uSize, bi == b0 ? 0f : 1f, s);
+                    for (int bi = b0; bi < b1; bi++) {
+                        int r0 = bi * per, r1 = Math.min(tileRows, (bi + 1) * per);
+                        float beta = bi == b0 ? 0f : 1f;
+                        if (cl != null) cl.weightBlock(kernel, g, tiles, r0, r1, du, gi * uSize, beta, s);
+                        else weightBlock(kernel, g, tiles, x, dy, r0, r1, du, gi * uSize, beta, s);
+                    }
                 }
             });
             for (int t = 1; t < groups; t++)
@@ -163,24 +172,111 @@ final class Conv2dWinograd {
     private static final int WEIGHT_GROUPS = 8;
 
     /** du[duOff + xi*Co*Ci ..] = sum over the tiles of tile rows [r0, r1) of dM_xi V_xi^T, + beta * du. */
-    private static void weightBlock(GemmKernel kernel, boolean vector, Conv2d.Dims g, Tiles tiles, float[] x,
-                                    float[] dy, int r0, int r1, float[] du, int duOff, float beta, Scratch s) {
-        int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow;
-        int ld = vector ? Vec.roundUp(t) : t;
+    private static void weightBlock(GemmKernel kernel, Conv2d.Dims g, Tiles tiles, float[] x, float[] dy, int r0,
+                                    int r1, float[] du, int duOff, float beta, Scratch s) {
+        int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow, ld = t;
         int vPlane = ci * ld + SLACK, mPlane = co * ld + SLACK;
         float[] v = s.v(16 * vPlane), m = s.m(16 * mPlane);
-        if (vector) {
-            Vec.inputTiles(g, tiles, x, r0, r1, v, ld, vPlane, s);
-            Vec.gradientTiles(g, tiles, dy, r0, r1, m, ld, mPlane, s);
-        } else {
-            for (int r = r0; r < r1; r++) {
-                inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, ld, vPlane, s);
-                gradientTiles(g, tiles, dy, r, (r - r0) * tiles.perRow, m, ld, mPlane);
-            }
+        for (int r = r0; r < r1; r++) {
+            inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, ld, vPlane, s);
+            gradientTiles(g, tiles, dy, r, (r - r0) * tiles.perRow, m, ld, mPlane);
         }
         for (int xi = 0; xi < 16; xi++)
             Gemm.sgemm(kernel, false, false, true, co, ci, t, 1f, m, xi * mPlane, ld, v, xi * vPlane, ld, beta, du,
                     duOff + xi * co * ci, ci);
+    }
+
+    /**
+     * Backward-weight with the Vector API. With V_xi and dM_xi stored channel-major ([Ci, T],
+     * lanes = tiles, as forward makes them) the GEMM has to transpose both into its panels, by
+     * gathers: about as slow as the multiply-adds. Here x and dy are first copied channels-last
+     * (per image [H', W', C], zero-padded so every tile's points exist), which costs one pass
+     * over x and dy instead of a transpose of V and dM (4x larger); the transforms then run with
+     * lanes = 16 channels and write V_xi^T [T, Ci] and dM_xi^T [T, Co], which the GEMM reads as
+     * B and as A^T, both packed by plain copies. The arithmetic per element is the scalar
+     * transforms', so the products, and dw, have the same bits (Conv2dWinogradTest).
+     */
+    static final class ChannelsLast {
+        final float[] xt, dyt;
+        /** Padded plane sizes: xt [N, hp, wp, Ci] (image at (p, p)), dyt [N, hq, wq, Co] (at (0, 0)). */
+        final int hp, wp, hq, wq;
+
+        private ChannelsLast(float[] xt, float[] dyt, int hp, int wp, int hq, int wq) {
+            this.xt = xt;
+            this.dyt = dyt;
+            this.hp = hp;
+            this.wp = wp;
+            this.hq = hq;
+            this.wq = wq;
+        }
+
+        /** The copies, in pooled buffers of the caller's scope; db [Co] (when not null) from dy's sums on the way. */
+        static ChannelsLast of(Conv2d.Dims g, float[] x, float[] dy, float[] db) {
+            int p = g.pad(), d = g.dil();
+            // A tile at output (r, c) reads input rows r - p .. r - p + 3d, i.e. padded rows up to
+            // ho - 1 + 3d = h + 2p + d - 1; its outputs reach row ho - 1 + d.
+            int hp = g.h() + 2 * p + d, wp = g.w() + 2 * p + d, hq = g.ho() + d, wq = g.wo() + d;
+            float[] xt = Tensor.empty(DType.F32, g.n() * hp * wp * g.ci() + SLACK).f32();
+            float[] dyt = Tensor.empty(DType.F32, g.n() * hq * wq * g.co() + SLACK).f32();
+            int co = g.co();
+            double[] sums = db == null ? null : Tensor.zeros(DType.F64, g.n() * co).f64();
+            Parallel.forRange(g.n(), 1, (lo, hi) -> {
+                for (int n = lo; n < hi; n++) {
+                    copy(x, n, g.ci(), g.h(), g.w(), xt, hp, wp, p, null);
+                    copy(dy, n, co, g.ho(), g.wo(), dyt, hq, wq, 0, sums);
+                }
+            });
+            if (db != null) {
+                for (int c = 0; c < co; c++) {
+                    double sum = 0;
+                    for (int n = 0; n < g.n(); n++) sum += sums[n * co + c];
+                    db[c] = (float) sum;
+                }
+            }
+            return new ChannelsLast(xt, dyt, hp, wp, hq, wq);
+        }
+
+        /**
+         * Image n of src [N, C, H, W] into dst [N, hp, wp, C] at (at, at), zeros around; when
+         * sums is not null, sums[n*C + ch] = the sum of the image's channel ch (double, in
+         * pixel order), which is the bias gradient's share of the image.
+         */
+        private static void copy(float[] src, int n, int c, int h, int w, float[] dst, int hp, int wp, int at,
+                                 double[] sums) {
+            int base = n * hp * wp * c;
+            Arrays.fill(dst, base, base + hp * wp * c, 0f);
+            int plane = h * w;
+            for (int row = 0; row < h; row++) {
+                int to = base + ((row + at) * wp + at) * c, from = n * c * plane + row * w;
+                // [C, W] -> [W, C] for one row, writing in order: the C source lines stay in L1
+                // across the row's columns (writing with stride C instead was 3x slower; 16-lane
+                // gathers were no faster than this).
+                if (sums == null) {
+                    for (int col = 0; col < w; col++, to += c)
+                        for (int ch = 0, f = from + col; ch < c; ch++, f += plane) dst[to + ch] = src[f];
+                } else {
+                    for (int col = 0; col < w; col++, to += c) {
+                        for (int ch = 0, f = from + col; ch < c; ch++, f += plane) {
+                            dst[to + ch] = src[f];
+                            sums[n * c + ch] += src[f];
+                        }
+                    }
+                }
+            }
+        }
+
+        /** du[duOff + xi*Co*Ci ..] = sum over the tiles of tile rows [r0, r1) of dM_xi V_xi^T, + beta * du. */
+        void weightBlock(GemmKernel kernel, Conv2d.Dims g, Tiles tiles, int r0, int r1, float[] du, int duOff,
+                         float beta, Scratch s) {
+            int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow;
+            int vPlane = t * ci + SLACK, mPlane = t * co + SLACK;
+            float[] v = s.v(16 * vPlane), m = s.m(16 * mPlane);
+            Vec.inputTilesLast(g, tiles, xt, hp, wp, r0, r1, v, vPlane, s);
+            Vec.gradientTilesLast(g, tiles, dyt, hq, wq, r0, r1, m, mPlane);
+            for (int xi = 0; xi < 16; xi++)
+                Gemm.sgemm(kernel, false, true, false, co, ci, t, 1f, m, xi * mPlane, co, v, xi * vPlane, ci, beta, du,
+                        duOff + xi * co * ci, ci);
+        }
     }
 
     /** dw [o, c] = G^T dU[o, c] G (3x3 from 4x4; dU_xi at du[xi*Co*Ci + o*Ci + c]), in double, rounded once. */
@@ -712,113 +808,115 @@ final class Conv2dWinograd {
             }
         }
 
-        static void gradientTiles(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld, int plane,
-                                  Scratch s) {
-            if (byRows(g, tiles)) gradientRows(g, tiles, dy, r0, r1, m, ld, plane, s);
-            else gradientGathered(g, tiles, dy, r0, r1, m, ld, plane, s);
-        }
-
         /**
-         * dM by rows of tiles ({@link Conv2dWinograd#gradientTiles}'s arithmetic): per output
-         * channel and tile row, the two dY rows (zero-padded, two vectors each); the tiles'
-         * columns col and col + d picked from each into a buffer (a, b from the top row, c, e
-         * from the bottom one); the rows (p, q) of A dY into the buffer; each row times A^T.
+         * V_xi^T [t, c] for the tiles of tile rows [r0, r1) from channels-last xt (see
+         * {@link ChannelsLast}), 16 channels per vector: per tile, B^T down each of the four
+         * columns into a small buffer, then B along each row ({@link Conv2dWinograd#inputTiles}'s
+         * operations, in its order). Channels past the last whole vector: the same in scalar code.
          */
-        static void gradientRows(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld, int plane,
-                                 Scratch s) {
-            int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
-            int perImage = tiles.rowCorner.length, per = tiles.perRow;
-            RowPicks rp = rowPicks(g, tiles);
-            VectorShuffle<Float> p0 = rp.j0().lanes(), p1 = rp.j1().lanes();
-            VectorMask<Float> q0 = rp.j0().second(), q1 = rp.j1().second();
-            // [0, 4L): the two dY rows; [4L, 8L): a, b, c, e; [8L, 16L): rows (p, q) of A dY.
-            float[] rb = s.out(16 * L);
-            Arrays.fill(rb, 0, 4 * L, 0f); // columns past Wo: stay 0
-            for (int k0 = 0; k0 < co; k0++) {
-                for (int k = 0; k < r1 - r0; k++) {
-                    int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
-                    int top = ((n * co + k0) * ho + row) * wo;
-                    System.arraycopy(dy, top, rb, 0, wo);
-                    if (row + d < ho) System.arraycopy(dy, top + d * wo, rb, 2 * L, wo);
-                    else Arrays.fill(rb, 2 * L, 2 * L + wo, 0f);
-                    for (int h = 0; h < 2; h++) {
-                        FloatVector lo = FloatVector.fromArray(S, rb, 2 * L * h), hi = FloatVector.fromArray(S, rb, 2 * L * h + L);
-                        lo.rearrange(p0).blend(hi.rearrange(p0), q0).intoArray(rb, 4 * L + 2 * L * h);
-                        lo.rearrange(p1).blend(hi.rearrange(p1), q1).intoArray(rb, 5 * L + 2 * L * h);
+        static void inputTilesLast(Conv2d.Dims g, Tiles tiles, float[] xt, int hp, int wp, int r0, int r1, float[] v,
+                                   int plane, Scratch s) {
+            int ci = g.ci(), d = g.dil(), per = tiles.perRow, perImage = tiles.rowCorner.length;
+            int whole = ci - ci % L, rowStep = wp * ci, colStep = d * ci;
+            float[] tb = s.out(16 * L);
+            for (int k = 0; k < r1 - r0; k++) {
+                int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
+                for (int l = 0; l < per; l++) {
+                    int t = k * per + l;
+                    // Padded coordinates: input (row - p + d*i, col - p + d*j) is padded (row + d*i, col + d*j).
+                    int z = ((n * hp + row) * wp + tiles.colCorner[l]) * ci;
+                    for (int c0 = 0; c0 < whole; c0 += L) {
+                        for (int j = 0; j < 4; j++) {
+                            int zj = z + j * colStep + c0;
+                            FloatVector z0 = FloatVector.fromArray(S, xt, zj);
+                            FloatVector z1 = FloatVector.fromArray(S, xt, zj + d * rowStep);
+                            FloatVector z2 = FloatVector.fromArray(S, xt, zj + 2 * d * rowStep);
+                            FloatVector z3 = FloatVector.fromArray(S, xt, zj + 3 * d * rowStep);
+                            z0.sub(z2).intoArray(tb, j * L);
+                            z1.add(z2).intoArray(tb, (4 + j) * L);
+                            z2.sub(z1).intoArray(tb, (8 + j) * L);
+                            z1.sub(z3).intoArray(tb, (12 + j) * L);
+                        }
+                        for (int i = 0; i < 4; i++) {
+                            FloatVector e0 = FloatVector.fromArray(S, tb, 4 * i * L), o0 = FloatVector.fromArray(S, tb, (4 * i + 1) * L);
+                            FloatVector e1 = FloatVector.fromArray(S, tb, (4 * i + 2) * L), o1 = FloatVector.fromArray(S, tb, (4 * i + 3) * L);
+                            int o = 4 * i * plane + t * ci + c0;
+                            e0.sub(e1).intoArray(v, o);
+                            o0.add(e1).intoArray(v, o + plane);
+                            e1.sub(o0).intoArray(v, o + 2 * plane);
+                            o0.sub(o1).intoArray(v, o + 3 * plane);
+                        }
                     }
-                    FloatVector a = FloatVector.fromArray(S, rb, 4 * L), b = FloatVector.fromArray(S, rb, 5 * L);
-                    FloatVector c = FloatVector.fromArray(S, rb, 6 * L), e = FloatVector.fromArray(S, rb, 7 * L);
-                    a.intoArray(rb, 8 * L);
-                    b.intoArray(rb, 9 * L);
-                    a.add(c).intoArray(rb, 10 * L);
-                    b.add(e).intoArray(rb, 11 * L);
-                    a.sub(c).intoArray(rb, 12 * L);
-                    b.sub(e).intoArray(rb, 13 * L);
-                    c.neg().intoArray(rb, 14 * L);
-                    e.neg().intoArray(rb, 15 * L);
-                    int o = k0 * ld + k * per;
-                    for (int i = 0; i < 4; i++) {
-                        FloatVector pv = FloatVector.fromArray(S, rb, (8 + 2 * i) * L);
-                        FloatVector qv = FloatVector.fromArray(S, rb, (9 + 2 * i) * L);
-                        int oi = o + 4 * i * plane;
-                        pv.intoArray(m, oi);
-                        pv.add(qv).intoArray(m, oi + plane);
-                        pv.sub(qv).intoArray(m, oi + 2 * plane);
-                        qv.neg().intoArray(m, oi + 3 * plane);
+                    for (int c = whole; c < ci; c++) {
+                        for (int j = 0; j < 4; j++) {
+                            int zj = z + j * colStep + c;
+                            float z0 = xt[zj], z1 = xt[zj + d * rowStep], z2 = xt[zj + 2 * d * rowStep], z3 = xt[zj + 3 * d * rowStep];
+                            tb[j] = z0 - z2;
+                            tb[4 + j] = z1 + z2;
+                            tb[8 + j] = z2 - z1;
+                            tb[12 + j] = z1 - z3;
+                        }
+                        for (int i = 0; i < 4; i++) {
+                            float e0 = tb[4 * i], o0 = tb[4 * i + 1], e1 = tb[4 * i + 2], o1 = tb[4 * i + 3];
+                            int o = 4 * i * plane + t * ci + c;
+                            v[o] = e0 - e1;
+                            v[o + plane] = o0 + e1;
+                            v[o + 2 * plane] = e1 - o0;
+                            v[o + 3 * plane] = o0 - o1;
+                        }
                     }
                 }
             }
         }
 
         /**
-         * dM for tile rows [r0, r1), tiles gathered: per output channel, the two dY rows of every
-         * tile row into a zero-padded buffer (Wo + d columns, so a right column past the edge
-         * reads 0), then a, b, c, e gathered per vector of tiles.
+         * dM_xi^T [t, k] for the tiles of tile rows [r0, r1) from channels-last dyt (zero past
+         * the plane), 16 output channels per vector; {@link Conv2dWinograd#gradientTiles}'s
+         * operations. Channels past the last whole vector: {@link Conv2dWinograd#gradientRow}.
          */
-        static void gradientGathered(Conv2d.Dims g, Tiles tiles, float[] dy, int r0, int r1, float[] m, int ld,
-                                     int plane, Scratch s) {
-            int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
-            int perImage = tiles.rowCorner.length, rows = r1 - r0, wp = wo + d;
-            int size = 2 * rows * wp + wp + d + 1;
-            float[] zb = s.z(size);
-            Arrays.fill(zb, 0, size, 0f);
-            int[] at = s.at(ld);
-            for (int t = 0; t < ld; t++) {
-                int k = t / tiles.perRow;
-                at[t] = k < rows ? 2 * k * wp + tiles.colCorner[t % tiles.perRow] : 2 * rows * wp;
-            }
-            for (int k0 = 0; k0 < co; k0++) {
-                for (int k = 0; k < rows; k++) {
-                    int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
-                    int top = ((n * co + k0) * ho + row) * wo;
-                    System.arraycopy(dy, top, zb, 2 * k * wp, wo);
-                    if (row + d < ho) System.arraycopy(dy, top + d * wo, zb, (2 * k + 1) * wp, wo);
-                }
-                for (int t0 = 0; t0 < ld; t0 += L) {
-                    FloatVector a = FloatVector.fromArray(S, zb, 0, at, t0), b = FloatVector.fromArray(S, zb, d, at, t0);
-                    FloatVector c = FloatVector.fromArray(S, zb, wp, at, t0), e = FloatVector.fromArray(S, zb, wp + d, at, t0);
-                    int o = k0 * ld + t0;
-                    a.intoArray(m, o);
-                    a.add(b).intoArray(m, o + plane);
-                    a.sub(b).intoArray(m, o + 2 * plane);
-                    b.neg().intoArray(m, o + 3 * plane);
-                    FloatVector p = a.add(c), q = b.add(e);
-                    p.intoArray(m, o + 4 * plane);
-                    p.add(q).intoArray(m, o + 5 * plane);
-                    p.sub(q).intoArray(m, o + 6 * plane);
-                    q.neg().intoArray(m, o + 7 * plane);
-                    p = a.sub(c);
-                    q = b.sub(e);
-                    p.intoArray(m, o + 8 * plane);
-                    p.add(q).intoArray(m, o + 9 * plane);
-                    p.sub(q).intoArray(m, o + 10 * plane);
-                    q.neg().intoArray(m, o + 11 * plane);
-                    p = c.neg();
-                    q = e.neg();
-                    p.intoArray(m, o + 12 * plane);
-                    p.add(q).intoArray(m, o + 13 * plane);
-                    p.sub(q).intoArray(m, o + 14 * plane);
-                    q.neg().intoArray(m, o + 15 * plane);
+        static void gradientTilesLast(Conv2d.Dims g, Tiles tiles, float[] dyt, int hq, int wq, int r0, int r1,
+                                      float[] m, int plane) {
+            int co = g.co(), d = g.dil(), per = tiles.perRow, perImage = tiles.rowCorner.length;
+            int whole = co - co % L, down = d * wq * co, right = d * co;
+            for (int k = 0; k < r1 - r0; k++) {
+                int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
+                for (int l = 0; l < per; l++) {
+                    int t = k * per + l;
+                    int at = ((n * hq + row) * wq + tiles.colCorner[l]) * co;
+                    for (int c0 = 0; c0 < whole; c0 += L) {
+                        int q = at + c0, o = t * co + c0;
+                        FloatVector a = FloatVector.fromArray(S, dyt, q), b = FloatVector.fromArray(S, dyt, q + right);
+                        FloatVector c = FloatVector.fromArray(S, dyt, q + down), e = FloatVector.fromArray(S, dyt, q + down + right);
+                        a.intoArray(m, o);
+                        a.add(b).intoArray(m, o + plane);
+                        a.sub(b).intoArray(m, o + 2 * plane);
+                        b.neg().intoArray(m, o + 3 * plane);
+                        FloatVector p = a.add(c), pq = b.add(e);
+                        p.intoArray(m, o + 4 * plane);
+                        p.add(pq).intoArray(m, o + 5 * plane);
+                        p.sub(pq).intoArray(m, o + 6 * plane);
+                        pq.neg().intoArray(m, o + 7 * plane);
+                        p = a.sub(c);
+                        pq = b.sub(e);
+                        p.intoArray(m, o + 8 * plane);
+                        p.add(pq).intoArray(m, o + 9 * plane);
+                        p.sub(pq).intoArray(m, o + 10 * plane);
+                        pq.neg().intoArray(m, o + 11 * plane);
+                        p = c.neg();
+                        pq = e.neg();
+                        p.intoArray(m, o + 12 * plane);
+                        p.add(pq).intoArray(m, o + 13 * plane);
+                        p.sub(pq).intoArray(m, o + 14 * plane);
+                        pq.neg().intoArray(m, o + 15 * plane);
+                    }
+                    for (int ch = whole; ch < co; ch++) {
+                        int q = at + ch, o = t * co + ch;
+                        float a = dyt[q], b = dyt[q + right], c = dyt[q + down], e = dyt[q + down + right];
+                        gradientRow(m, o, plane, a, b);
+                        gradientRow(m, o + 4 * plane, plane, a + c, b + e);
+                        gradientRow(m, o + 8 * plane, plane, a - c, b - e);
+                        gradientRow(m, o + 12 * plane, plane, -c, -e);
+                    }
                 }
             }
         }

@@ -57,12 +57,19 @@ class Conv2dWinogradTest {
                 assertWithin(y, yf, "forward " + what);
                 assertWithin(dx, dxf, "backward-data " + what);
 
-                double[] dw = new double[w.length];
+                double[] dw = new double[w.length], db = new double[g.co()];
                 Conv2d.Reference.backwardWeight(g, x, dy, dw);
-                float[] dwf = new float[dw.length];
-                Arrays.fill(dwf, Float.NaN);
-                Conv2dWinograd.backwardWeight(kernel, g, f32(x), f32(dy), dwf);
-                assertWithin(dw, dwf, "backward-weight " + what);
+                for (int n = 0; n < g.n(); n++)
+                    for (int c = 0; c < g.co(); c++)
+                        for (int i = 0; i < g.p(); i++) db[c] += dy[(n * g.co() + c) * g.p() + i];
+                for (boolean vector : vectorAndScalar()) {
+                    float[] dwf = new float[dw.length], dbf = new float[db.length];
+                    Arrays.fill(dwf, Float.NaN);
+                    Arrays.fill(dbf, Float.NaN);
+                    Conv2dWinograd.backwardWeight(kernel, vector, g, f32(x), f32(dy), dwf, dbf);
+                    assertWithin(dw, dwf, "backward-weight " + (vector ? "(channels-last) " : "") + what);
+                    assertWithin(db, dbf, "bias gradient " + (vector ? "(channels-last) " : "") + what);
+                }
 
                 float[] y0 = new float[y.length];
                 Conv2dWinograd.forward(kernel, g, f32(x), f32(w), null, y0);
@@ -122,7 +129,7 @@ class Conv2dWinogradTest {
             for (int threads : new int[] {1, 2, 3}) {
                 Parallel.setThreads(threads);
                 float[] dw = new float[g.co() * g.ci() * 9];
-                Conv2dWinograd.backwardWeight(kernel, g, x, dy, dw);
+                Conv2dWinograd.backwardWeight(kernel, g, x, dy, dw, null);
                 if (first == null) first = dw;
                 else assertTrue(Arrays.equals(first, dw), "dW with " + threads + " threads differs from 1 thread");
             }
@@ -147,8 +154,8 @@ class Conv2dWinogradTest {
             Conv2dWinograd.backwardData(kernel, true, g, dy, w, dxv);
             Conv2dWinograd.backwardData(kernel, false, g, dy, w, dxs);
             float[] dwv = new float[w.length], dws = new float[w.length];
-            Conv2dWinograd.backwardWeight(kernel, true, g, x, dy, dwv);
-            Conv2dWinograd.backwardWeight(kernel, false, g, x, dy, dws);
+            Conv2dWinograd.backwardWeight(kernel, true, g, x, dy, dwv, null);
+            Conv2dWinograd.backwardWeight(kernel, false, g, x, dy, dws, null);
             assertTrue(Arrays.equals(ys, yv), "forward " + g);
             assertTrue(Arrays.equals(dxs, dxv), "backward-data " + g);
             assertTrue(Arrays.equals(dws, dwv), "backward-weight " + g);
@@ -172,6 +179,10 @@ class Conv2dWinogradTest {
         assertTrue(Conv2dWinograd.supports(new Conv2d.Dims(1, 1, 14, 14, 1, 3, 3, 8, 4)));
         assertFalse(Conv2dWinograd.supports(new Conv2d.Dims(1, 64, 28, 28, 64, 1, 1, 0, 1)), "1x1");
         assertFalse(Conv2dWinograd.supports(new Conv2d.Dims(1, 64, 28, 28, 64, 3, 3, 3, 1)), "padding > 2d");
+    }
+
+    private static boolean[] vectorAndScalar() {
+        return Simd.vectorEnabled() ? new boolean[] {true, false} : new boolean[] {false};
     }
 
     private static GemmKernel[] kernels() {

@@ -769,12 +769,7 @@ final class Conv2dWinograd {
             }
         }
 
-        /**
-         * y by rows of tiles: A^T M A with lanes = the row's tiles, permuted into the two output
-         * rows. Row h of A^T M at column j is (m_hj + sign*m_(h+1)j) + sign*m_(h+2)j, sign +1 for
-         * the top row (m0 + m1 + m2) and -1 for the bottom one (m1 - m2 - m3), by exact fmas as
-         * in {@link #inputRows}.
-         */
+        /** y by rows of tiles: A^T M A ({@link #outputPair}) with lanes = the row's tiles, permuted into the two output rows. */
         static void outputRows(Conv2d.Dims g, Tiles tiles, float[] m, int r0, int r1, int ld, int plane, float[] b,
                                float[] y, Scratch s) {
             int co = g.co(), ho = g.ho(), wo = g.wo(), d = g.dil();
@@ -782,30 +777,42 @@ final class Conv2dWinograd {
             RowPicks rp = rowPicks(g, tiles);
             VectorShuffle<Float> pl = rp.lo().lanes(), ph = rp.hi().lanes();
             VectorMask<Float> ql = rp.lo().second(), qh = rp.hi().second();
-            float[] rb = s.out(2 * L);
+            float[] rb = s.out(4 * L);
             for (int k0 = 0; k0 < co; k0++) {
-                FloatVector bias = FloatVector.broadcast(S, b == null ? 0f : b[k0]);
+                float bias = b == null ? 0f : b[k0];
                 for (int k = 0; k < r1 - r0; k++) {
                     int r = r0 + k, n = r / perImage, row = tiles.rowCorner[r % perImage];
                     int top = ((n * co + k0) * ho + row) * wo;
                     for (int half = 0, halves = row + d < ho ? 2 : 1; half < halves; half++) {
-                        FloatVector sign = FloatVector.broadcast(S, half == 0 ? 1f : -1f);
-                        int a = k0 * ld + k * per + 4 * half * plane;
-                        FloatVector s0 = FloatVector.fromArray(S, m, a + 8 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 4 * plane).fma(sign, FloatVector.fromArray(S, m, a)));
-                        FloatVector s1 = FloatVector.fromArray(S, m, a + 9 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 5 * plane).fma(sign, FloatVector.fromArray(S, m, a + plane)));
-                        FloatVector s2 = FloatVector.fromArray(S, m, a + 10 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 6 * plane).fma(sign, FloatVector.fromArray(S, m, a + 2 * plane)));
-                        FloatVector s3 = FloatVector.fromArray(S, m, a + 11 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 7 * plane).fma(sign, FloatVector.fromArray(S, m, a + 3 * plane)));
-                        FloatVector left = s0.add(s1).add(s2).add(bias), right = s1.sub(s2).sub(s3).add(bias);
+                        outputPair(m, k0 * ld + k * per + 4 * half * plane, plane, half == 0 ? 1f : -1f, bias, rb, 2 * L);
+                        FloatVector left = FloatVector.fromArray(S, rb, 2 * L), right = FloatVector.fromArray(S, rb, 3 * L);
                         left.rearrange(pl).blend(right.rearrange(pl), ql).intoArray(rb, 0);
                         left.rearrange(ph).blend(right.rearrange(ph), qh).intoArray(rb, L);
                         System.arraycopy(rb, 0, y, top + half * d * wo, wo);
                     }
                 }
             }
+        }
+
+        /**
+         * Row h of A^T M A (h = 0: sign +1, rows m0 + m1 + m2; h = 1: sign -1, rows m1 - m2 - m3)
+         * for the vector of tiles at m[a] (a includes 4*h*plane), bias added: the left outputs
+         * into out[o ..), the right ones into out[o + L ..). Column j of the row is
+         * (m_hj + sign*m_(h+1)j) + sign*m_(h+2)j by exact fmas, as in {@link #inputRows}.
+         * Shared by both output forms; vectors stay inside (see {@link Vec}).
+         */
+        private static void outputPair(float[] m, int a, int plane, float sign, float bias, float[] out, int o) {
+            FloatVector sg = FloatVector.broadcast(S, sign), bv = FloatVector.broadcast(S, bias);
+            FloatVector s0 = FloatVector.fromArray(S, m, a + 8 * plane).fma(sg,
+                    FloatVector.fromArray(S, m, a + 4 * plane).fma(sg, FloatVector.fromArray(S, m, a)));
+            FloatVector s1 = FloatVector.fromArray(S, m, a + 9 * plane).fma(sg,
+                    FloatVector.fromArray(S, m, a + 5 * plane).fma(sg, FloatVector.fromArray(S, m, a + plane)));
+            FloatVector s2 = FloatVector.fromArray(S, m, a + 10 * plane).fma(sg,
+                    FloatVector.fromArray(S, m, a + 6 * plane).fma(sg, FloatVector.fromArray(S, m, a + 2 * plane)));
+            FloatVector s3 = FloatVector.fromArray(S, m, a + 11 * plane).fma(sg,
+                    FloatVector.fromArray(S, m, a + 7 * plane).fma(sg, FloatVector.fromArray(S, m, a + 3 * plane)));
+            s0.add(s1).add(s2).add(bv).intoArray(out, o);
+            s1.sub(s2).sub(s3).add(bv).intoArray(out, o + L);
         }
 
         /**
@@ -976,8 +983,7 @@ final class Conv2dWinograd {
         /**
          * y for tile rows [r0, r1), tiles scattered: each tile's four outputs into two padded
          * rows per tile row and output channel (Wo + d columns, so a tile's right column past the
-         * edge has room), then the valid part of each row copied into y. Rows of A^T M as in
-         * {@link #outputRows}.
+         * edge has room), then the valid part of each row copied into y ({@link #outputPair}).
          */
         static void outputScattered(Conv2d.Dims g, Tiles tiles, float[] m, int r0, int r1, int ld, int plane, float[] b,
                                     float[] y, Scratch s) {
@@ -990,23 +996,15 @@ final class Conv2dWinograd {
                 int k = t / tiles.perRow;
                 at[t] = k < rows ? 2 * k * wp + tiles.colCorner[t % tiles.perRow] : spare;
             }
+            float[] pair = s.z(2 * L);
             for (int k0 = 0; k0 < co; k0++) {
-                FloatVector bias = FloatVector.broadcast(S, b == null ? 0f : b[k0]);
+                float bias = b == null ? 0f : b[k0];
                 int oc = k0 * outPlane;
                 for (int t0 = 0; t0 < ld; t0 += L) {
                     for (int half = 0; half < 2; half++) {
-                        FloatVector sign = FloatVector.broadcast(S, half == 0 ? 1f : -1f);
-                        int a = k0 * ld + t0 + 4 * half * plane;
-                        FloatVector s0 = FloatVector.fromArray(S, m, a + 8 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 4 * plane).fma(sign, FloatVector.fromArray(S, m, a)));
-                        FloatVector s1 = FloatVector.fromArray(S, m, a + 9 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 5 * plane).fma(sign, FloatVector.fromArray(S, m, a + plane)));
-                        FloatVector s2 = FloatVector.fromArray(S, m, a + 10 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 6 * plane).fma(sign, FloatVector.fromArray(S, m, a + 2 * plane)));
-                        FloatVector s3 = FloatVector.fromArray(S, m, a + 11 * plane).fma(sign,
-                                FloatVector.fromArray(S, m, a + 7 * plane).fma(sign, FloatVector.fromArray(S, m, a + 3 * plane)));
-                        s0.add(s1).add(s2).add(bias).intoArray(ob, oc + half * wp, at, t0);
-                        s1.sub(s2).sub(s3).add(bias).intoArray(ob, oc + half * wp + d, at, t0);
+                        outputPair(m, k0 * ld + t0 + 4 * half * plane, plane, half == 0 ? 1f : -1f, bias, pair, 0);
+                        FloatVector.fromArray(S, pair, 0).intoArray(ob, oc + half * wp, at, t0);
+                        FloatVector.fromArray(S, pair, L).intoArray(ob, oc + half * wp + d, at, t0);
                     }
                 }
                 for (int k = 0; k < rows; k++) {

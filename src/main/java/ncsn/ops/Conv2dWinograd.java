@@ -65,16 +65,22 @@ final class Conv2dWinograd {
      */
     static final int MIN_CHANNELS = 16;
 
-    /** Floats of V and M per block (768 KiB of the 1 MiB L2, leaving room for U_xi). */
-    private static final int BLOCK_FLOATS = 192 * 1024;
+    /**
+     * Floats of V and M per block (1.5 MiB: more than the 1 MiB L2, but the wider products
+     * amortise the GEMM's packing and tile stores). ConvBench DEFAULT, 2 threads, batch 64, two
+     * rounds: 64ch 28x28 forward 13.6-15.7 ms against 16.2-16.3 with 192K floats, backward-data
+     * 14.7-14.9 against 16.8-18.1; 128ch 14x14 d2 12.3 against 13.2-13.7 (768K floats: mixed).
+     */
+    private static final int BLOCK_FLOATS = 384 * 1024;
 
     /**
-     * Backward-weight's blocks are 4x larger: each block's 16 products have depth T (tiles) and
-     * repack both operands, so deeper products amortise the packing and the stores of dU.
-     * ConvBench.backwardWeight, one thread, batch 64: 31.9 ms against 35-36.5 (1x) and 55 (16x)
-     * for 64ch 28x28; 27.6-29.7 against 30.6-33.7 for 128ch 14x14 d2.
+     * Backward-weight's blocks: each block's 16 products have depth T (tiles) and repack both
+     * operands, so deeper products amortise the packing and the stores of dU.
+     * ConvBench.backwardWeight, one thread, batch 64 (gathering version): 768K floats 31.9 ms
+     * against 35-36.5 at 192K and 55 at 3M for 64ch 28x28; 27.6-29.7 against 30.6-33.7 for
+     * 128ch 14x14 d2.
      */
-    private static final int WEIGHT_BLOCK_FLOATS = 4 * BLOCK_FLOATS;
+    private static final int WEIGHT_BLOCK_FLOATS = 768 * 1024;
 
     /** Whether the default forward (and, channels swapped, backward-data) of g goes through here. */
     static boolean applies(Conv2d.Dims g) {

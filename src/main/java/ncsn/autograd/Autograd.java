@@ -116,6 +116,7 @@ public final class Autograd {
             grads.put(out, gradOut);
             long before = Storage.madeSoFar(); // storages made after this are this pass's own
             ArrayList<Tensor> spent = new ArrayList<>();
+            Set<Storage> live = Collections.newSetFromMap(new IdentityHashMap<>());
             for (int i = tape.size() - 1; i >= 0; i--) {
                 Node n = tape.get(i);
                 Tensor g = grads.remove(n.out);
@@ -141,7 +142,7 @@ public final class Autograd {
                         grads.put(in, old == null ? gk : sum(old, gk));
                     }
                 }
-                freeSpent(spent, grads, before);
+                freeSpent(spent, grads, live, before);
             }
             ok = true;
         } finally {
@@ -166,8 +167,9 @@ public final class Autograd {
      * grad) and no gradient still waiting in {@code grads} shares it (a backward may pass g
      * through, or a view of it).
      */
-    private static void freeSpent(ArrayList<Tensor> spent, IdentityHashMap<Tensor, Tensor> grads, long before) {
-        Set<Storage> live = Collections.newSetFromMap(new IdentityHashMap<>());
+    private static void freeSpent(ArrayList<Tensor> spent, IdentityHashMap<Tensor, Tensor> grads, Set<Storage> live,
+                                  long before) {
+        live.clear(); // scratch set, reused across nodes
         for (Tensor t : grads.values()) live.add(t.storage());
         for (Tensor t : spent) {
             Storage s = t.storage();

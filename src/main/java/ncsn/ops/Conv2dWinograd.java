@@ -180,15 +180,15 @@ final class Conv2dWinograd {
     /** du[duOff + xi*Co*Ci ..] = sum over the tiles of tile rows [r0, r1) of dM_xi V_xi^T, + beta * du. */
     private static void weightBlock(GemmKernel kernel, Conv2d.Dims g, Tiles tiles, float[] x, float[] dy, int r0,
                                     int r1, float[] du, int duOff, float beta, Scratch s) {
-        int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow, ld = t;
-        int vPlane = ci * ld + SLACK, mPlane = co * ld + SLACK;
+        int ci = g.ci(), co = g.co(), t = (r1 - r0) * tiles.perRow; // rows of t tiles, no padding
+        int vPlane = ci * t + SLACK, mPlane = co * t + SLACK;
         float[] v = s.v(16 * vPlane), m = s.m(16 * mPlane);
         for (int r = r0; r < r1; r++) {
-            inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, ld, vPlane, s);
-            gradientTiles(g, tiles, dy, r, (r - r0) * tiles.perRow, m, ld, mPlane);
+            inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, t, vPlane, s);
+            gradientTiles(g, tiles, dy, r, (r - r0) * tiles.perRow, m, t, mPlane);
         }
         for (int xi = 0; xi < 16; xi++)
-            Gemm.sgemm(kernel, false, false, true, co, ci, t, 1f, m, xi * mPlane, ld, v, xi * vPlane, ld, beta, du,
+            Gemm.sgemm(kernel, false, false, true, co, ci, t, 1f, m, xi * mPlane, t, v, xi * vPlane, t, beta, du,
                     duOff + xi * co * ci, ci);
     }
 
@@ -822,6 +822,23 @@ final class Conv2dWinograd {
         }
 
         /**
+         * B along each row i of a buffered B^T z (row i, column j at tb[at + (4i + j) L], one
+         * vector of tiles or channels each): V_4i..V_4i+3 stored at v[o + (4i + k) plane]. Shared
+         * by the gathering and channels-last kernels; only arrays cross the call (see {@link Vec}).
+         */
+        private static void alongRows(float[] tb, int at, float[] v, int o, int plane) {
+            for (int i = 0; i < 4; i++) {
+                int ti = at + 4 * i * L, oi = o + 4 * i * plane;
+                FloatVector e0 = FloatVector.fromArray(S, tb, ti), o0 = FloatVector.fromArray(S, tb, ti + L);
+                FloatVector e1 = FloatVector.fromArray(S, tb, ti + 2 * L), o1 = FloatVector.fromArray(S, tb, ti + 3 * L);
+                e0.sub(e1).intoArray(v, oi);
+                o0.add(e1).intoArray(v, oi + plane);
+                e1.sub(o0).intoArray(v, oi + 2 * plane);
+                o0.sub(o1).intoArray(v, oi + 3 * plane);
+            }
+        }
+
+        /**
          * V_xi^T [t, c] for the tiles of tile rows [r0, r1) from channels-last xt (see
          * {@link ChannelsLast}), 16 channels per vector: per tile, B^T down each of the four
          * columns into a small buffer, then B along each row ({@link Conv2dWinograd#inputTiles}'s
@@ -850,15 +867,7 @@ final class Conv2dWinograd {
                             z2.sub(z1).intoArray(tb, (8 + j) * L);
                             z1.sub(z3).intoArray(tb, (12 + j) * L);
                         }
-                        for (int i = 0; i < 4; i++) {
-                            FloatVector e0 = FloatVector.fromArray(S, tb, 4 * i * L), o0 = FloatVector.fromArray(S, tb, (4 * i + 1) * L);
-                            FloatVector e1 = FloatVector.fromArray(S, tb, (4 * i + 2) * L), o1 = FloatVector.fromArray(S, tb, (4 * i + 3) * L);
-                            int o = 4 * i * plane + t * ci + c0;
-                            e0.sub(e1).intoArray(v, o);
-                            o0.add(e1).intoArray(v, o + plane);
-                            e1.sub(o0).intoArray(v, o + 2 * plane);
-                            o0.sub(o1).intoArray(v, o + 3 * plane);
-                        }
+                        alongRows(tb, 0, v, t * ci + c0, plane);
                     }
                     for (int c = whole; c < ci; c++) {
                         for (int j = 0; j < 4; j++) {
@@ -973,15 +982,7 @@ final class Conv2dWinograd {
                         z2.sub(z1).intoArray(zb, tb + (8 + j) * L);
                         z1.sub(z3).intoArray(zb, tb + (12 + j) * L);
                     }
-                    for (int i = 0; i < 4; i++) {
-                        int ti = tb + 4 * i * L, o = c * ld + t0 + 4 * i * plane;
-                        FloatVector t0v = FloatVector.fromArray(S, zb, ti), t1v = FloatVector.fromArray(S, zb, ti + L);
-                        FloatVector t2v = FloatVector.fromArray(S, zb, ti + 2 * L), t3v = FloatVector.fromArray(S, zb, ti + 3 * L);
-                        t0v.sub(t2v).intoArray(v, o);
-                        t1v.add(t2v).intoArray(v, o + plane);
-                        t2v.sub(t1v).intoArray(v, o + 2 * plane);
-                        t1v.sub(t3v).intoArray(v, o + 3 * plane);
-                    }
+                    alongRows(zb, tb, v, c * ld + t0, plane);
                 }
             }
         }

@@ -1,12 +1,14 @@
 package ncsn.tensor;
 
+import java.util.concurrent.atomic.AtomicLong;
+
 /**
  * The memory behind one or more tensors (a tensor and its reshape views share one storage).
  * Device-specific: {@link CpuStorage} now; the CUDA backend adds a device-memory subclass.
  * Freeing is explicit and idempotent; every later access fails with a message naming the op.
  */
 public abstract class Storage {
-    private static final java.util.concurrent.atomic.AtomicLong MADE = new java.util.concurrent.atomic.AtomicLong();
+    private static final AtomicLong MADE = new AtomicLong();
 
     private boolean freed;
     /** Whether freeing hands the memory back to a pool for reuse (scope-owned temporaries). */

@@ -112,6 +112,45 @@ public final class Gemm {
     }
 
     /**
+     * B [k x n] row-major at b[offB], leading dimension ldb, for the kernel to read where it is
+     * ({@link GemmKernel#macroKernelRows}) instead of packing it: for an operand the caller has
+     * just written into a cache-sized buffer. Packed as {@link #panels} when the kernel cannot,
+     * or when b does not extend to whole slivers past column n in its last row.
+     */
+    public static PanelSource rowsInPlace(GemmKernel kernel, float[] b, int offB, int ldb) {
+        return new RowsInPlace(kernel, b, offB, ldb);
+    }
+
+    private record RowsInPlace(GemmKernel kernel, float[] b, int offB, int ldb) implements PanelSource {
+        @Override
+        public void pack(int p0, int kc, int j0, int nc, float[] bp, int bp0) {
+            kernel.packB(false, b, offB, ldb, p0, kc, j0, nc, bp, bp0);
+        }
+
+        /** Whether the kernel can read k x n of it in place (see rowsInPlace). */
+        boolean readable(int k, int n) {
+            return kernel.readsRowsInPlace() && ldb >= n
+                    && offB + (long) (k - 1) * ldb + roundUp(n, kernel.nr()) <= b.length;
+        }
+    }
+
+    /**
+     * C = alpha * op(A) * B + beta * C with B from a panel source ({@link #rowsInPlace},
+     * {@link #panels}); A packed per unit of work as in the plain entry point.
+     */
+    public static void sgemm(GemmKernel kernel, boolean parallel, boolean transA, int m, int n, int k, float alpha,
+                             float[] a, int offA, int lda, PanelSource b, float beta, float[] c, int offC, int ldc) {
+        if (kernel == null || b == null) throw new IllegalArgumentException("sgemm: kernel and panel source must be given");
+        if (m < 0 || n < 0 || k < 0)
+            throw new IllegalArgumentException("sgemm: negative dimension (m=" + m + ", n=" + n + ", k=" + k + ")");
+        String problem = operandProblem("A", transA ? "k x m" : "m x k", a, offA, lda, "lda", transA ? k : m, transA ? m : k);
+        if (problem == null) problem = operandProblem("C", "m x n", c, offC, ldc, "ldc", m, n);
+        if (problem != null)
+            throw new IllegalArgumentException("sgemm: " + problem + " (m=" + m + ", n=" + n + ", k=" + k + ", B from a panel source)");
+        multiply(kernel, parallel, m, n, k, alpha, transA, a, offA, lda, null, b, beta, c, offC, ldc);
+    }
+
+    /**
      * op(A) [m x k] packed once in {@link Job}'s depth blocks (each block: m rounded up to whole
      * slivers, times the block's depth, in the kernel's packed-A layout), for several products
      * with the same A. Read-only once made, so threads share it.
@@ -290,6 +329,7 @@ public final class Gemm {
         final int offA, lda, offC, ldc;
         final PackedA packed; // op(A) packed beforehand, or null: each unit packs its rows of a
         final PanelSource source;
+        final RowsInPlace inPlace; // B read where it is stored (no packing phase), or null
         final int mr, nr;
 
         // The current (jc, pc) step, written by the calling thread between phases.
@@ -314,6 +354,7 @@ public final class Gemm {
             this.lda = lda;
             this.packed = packed;
             this.source = source;
+            this.inPlace = source instanceof RowsInPlace r && r.readable(k, n) ? r : null;
             this.beta = beta;
             this.c = c;
             this.offC = offC;
@@ -327,7 +368,7 @@ public final class Gemm {
             int kcStep = depthStep(kernel, m, k);
             int nSteps = ceilDiv(n, kernel.nc(m));
             int ncStep = roundUp(ceilDiv(n, nSteps), nr);
-            bp = SCRATCH.get().b(ncStep * kcStep + GemmKernel.PACK_SLACK);
+            bp = inPlace != null ? null : SCRATCH.get().b(ncStep * kcStep + GemmKernel.PACK_SLACK);
             for (jc = 0; jc < n; jc += ncStep) {
                 nc = Math.min(ncStep, n - jc);
                 int slivers = ceilDiv(nc, nr);
@@ -337,10 +378,10 @@ public final class Gemm {
                     boolean par = threads > 1 && (long) m * nc * kc >= MIN_PARALLEL_FMAS;
                     planUnits(par ? threads : 1);
 
-                    packingB = true;
-                    if (par && slivers > 1 && (long) nc * kc >= MIN_PARALLEL_PACK) {
+                    packingB = true; // (B read in place: nothing to pack)
+                    if (inPlace == null && par && slivers > 1 && (long) nc * kc >= MIN_PARALLEL_PACK) {
                         Parallel.forRange(slivers, 1, this);
-                    } else {
+                    } else if (inPlace == null) {
                         run(0, slivers);
                     }
 
@@ -395,8 +436,14 @@ public final class Gemm {
                 int ap0 = 0;
                 if (packed != null) ap0 = packed.offset(pc) + ic * kc; // ic is a whole number of slivers
                 else kernel.packA(transA, a, offA, lda, ic, mc, pc, kc, ap, 0);
-                kernel.macroKernel(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, bp, j0 * kc,
-                        stepBeta, c, offC + ic * ldc + jc + j0, ldc, tile);
+                if (inPlace != null) {
+                    kernel.macroKernelRows(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, inPlace.b,
+                            inPlace.offB + pc * inPlace.ldb + jc + j0, inPlace.ldb, stepBeta, c,
+                            offC + ic * ldc + jc + j0, ldc, tile);
+                } else {
+                    kernel.macroKernel(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, bp, j0 * kc,
+                            stepBeta, c, offC + ic * ldc + jc + j0, ldc, tile);
+                }
             }
         }
     }

@@ -65,6 +65,24 @@ public interface GemmKernel {
                      float[] ap, int ap0, float[] bp, int bp0,
                      float beta, float[] c, int c0, int ldc, float[] tile);
 
+    /** Whether {@link #macroKernelRows} is implemented (B read where it is stored, not packed). */
+    default boolean readsRowsInPlace() {
+        return false;
+    }
+
+    /**
+     * As {@link #macroKernel}, with B a row-major block read in place: element (p, j) at
+     * {@code b[b0 + p*ldb + j]}. Like a packed panel it is read in whole slivers, so columns up to
+     * nc rounded up to {@link #nr()} must exist in every row (what they hold only reaches
+     * columns of the tile that are not stored). Worth it where B was just written by the caller
+     * in L2-sized blocks (Winograd's transforms), so that packing would only copy it.
+     */
+    default void macroKernelRows(int mc, int nc, int kc, float alpha, float[] ap, int ap0,
+                                 float[] b, int b0, int ldb, float beta, float[] c, int c0, int ldc,
+                                 float[] tile) {
+        throw new UnsupportedOperationException(name() + " kernel packs B");
+    }
+
     /**
      * Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] into {@code ap} from {@code ap0} (layout above),
      * where op(A)(i, p) is {@code a[offA + i*lda + p]}, or {@code a[offA + p*lda + i]} when

@@ -280,8 +280,8 @@ final class Conv2dWinograd {
             Vec.inputTilesLast(g, tiles, xt, hp, wp, r0, r1, v, vPlane, s);
             Vec.gradientTilesLast(g, tiles, dyt, hq, wq, r0, r1, m, mPlane);
             for (int xi = 0; xi < 16; xi++)
-                Gemm.sgemm(kernel, false, true, false, co, ci, t, 1f, m, xi * mPlane, co, v, xi * vPlane, ci, beta, du,
-                        duOff + xi * co * ci, ci);
+                Gemm.sgemm(kernel, false, true, co, ci, t, 1f, m, xi * mPlane, co, Gemm.rowsInPlace(kernel, v, xi * vPlane, ci),
+                        beta, du, duOff + xi * co * ci, ci);
         }
     }
 
@@ -456,7 +456,7 @@ final class Conv2dWinograd {
         if (vector) Vec.inputTiles(g, tiles, x, r0, r1, v, ld, vPlane, s);
         else for (int r = r0; r < r1; r++) inputTiles(g, tiles, x, r, (r - r0) * tiles.perRow, v, ld, vPlane, s);
         for (int xi = 0; xi < 16; xi++)
-            Gemm.sgemm(kernel, false, u[xi], Gemm.panels(kernel, false, v, xi * vPlane, ld), t, 1f, 0f, m, xi * mPlane, ld);
+            Gemm.sgemm(kernel, false, u[xi], Gemm.rowsInPlace(kernel, v, xi * vPlane, ld), t, 1f, 0f, m, xi * mPlane, ld);
         if (vector) Vec.outputTiles(g, tiles, m, r0, r1, ld, mPlane, b, y, s);
         else for (int r = r0; r < r1; r++) outputTiles(g, tiles, m, r, (r - r0) * tiles.perRow, ld, mPlane, b, y);
     }

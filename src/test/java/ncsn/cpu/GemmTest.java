@@ -213,6 +213,47 @@ class GemmTest {
         checkAll(new Case(rnd, true, true, 5, 1030, 20, 1f, 1f, 0, 0));
     }
 
+    /**
+     * B read in place ({@link Gemm#rowsInPlace}) must give the plain path's bits (same products in
+     * the same order), with A packed per unit or beforehand. Padding 16 makes the vector
+     * kernel's transposed partial A sliver (m = 64: 5 slivers + 4 rows) take its vector copy;
+     * padding 0 leaves B without whole slivers past column n, so it is packed after all.
+     */
+    @Test
+    void rowsInPlaceMatchesThePlainPath() {
+        SplittableRandom rnd = new SplittableRandom(12);
+        int[][] sizes = {{1, 1, 1}, {13, 33, 7}, {64, 187, 64}, {64, 45, 400}, {25, 70, 300}, {97, 41, 513}};
+        for (int[] sz : sizes) {
+            for (boolean ta : new boolean[] {false, true}) {
+                for (int pad : new int[] {0, 16}) {
+                    Case cs = new Case(rnd, ta, false, sz[0], sz[1], sz[2], 1f, 0.5f, pad, 3);
+                    for (GemmKernel kernel : kernels()) {
+                        for (boolean parallel : new boolean[] {false, true}) {
+                            float[] plain = cs.run(kernel, parallel);
+                            cs.check(kernel.name() + " " + cs, plain);
+                            float[] c = cs.c0.clone();
+                            Gemm.sgemm(kernel, parallel, ta, cs.m, cs.n, cs.k, cs.alpha, cs.a, cs.offA, cs.lda,
+                                    Gemm.rowsInPlace(kernel, cs.b, cs.offB, cs.ldb), cs.beta, c, cs.offC, cs.ldc);
+                            float[] buf = new float[Gemm.packedASize(kernel, cs.m, cs.k)];
+                            Gemm.PackedA pa = Gemm.packA(kernel, ta, cs.m, cs.k, cs.a, cs.offA, cs.lda, buf);
+                            float[] c2 = cs.c0.clone();
+                            Gemm.sgemm(kernel, parallel, pa, Gemm.rowsInPlace(kernel, cs.b, cs.offB, cs.ldb), cs.n,
+                                    cs.alpha, cs.beta, c2, cs.offC, cs.ldc);
+                            for (int i = 0; i < plain.length; i++) {
+                                if (Float.floatToRawIntBits(plain[i]) != Float.floatToRawIntBits(c[i]))
+                                    fail(kernel.name() + " B in place " + cs + ": differs from the plain path at " + i);
+                                if (Float.floatToRawIntBits(plain[i]) != Float.floatToRawIntBits(c2[i]))
+                                    fail(kernel.name() + " B in place, A packed " + cs + ": differs at " + i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assertMessage(() -> Gemm.sgemm(Simd.scalarGemm(), false, false, 2, 2, 2, 1f, new float[4], 0, 2,
+                Gemm.rowsInPlace(Simd.scalarGemm(), new float[4], 0, 2), 0f, new float[3], 0, 2), "C");
+    }
+
     /** Pre-packed A (a convolution's weights) over awkward sizes, both A layouts, 1 and 2 threads. */
     @Test
     void prePackedAMatchesThePlainPath() {

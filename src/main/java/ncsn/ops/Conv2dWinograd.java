@@ -1,6 +1,8 @@
 package ncsn.ops;
 
 import java.util.Arrays;
+import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -108,16 +110,22 @@ final class Conv2dWinograd {
     /** {@code vector}: the transforms through {@link Vec} (bit-identical to the scalar ones; tests compare). */
     static void forward(GemmKernel kernel, boolean vector, Conv2d.Dims g, float[] x, float[] w, float[] b, float[] y) {
         require(g);
-        try (Scope scope = Scope.open()) {
-            run(kernel, vector, g, packFilters(kernel, g, w, false), x, b, y);
+        Filters f = Filters.acquire(kernel, g, w, false);
+        try {
+            run(kernel, vector, g, f.packed, x, b, y);
+        } finally {
+            f.release();
         }
     }
 
     static void backwardData(GemmKernel kernel, boolean vector, Conv2d.Dims g, float[] dy, float[] w, float[] dx) {
         require(g);
         Conv2d.Dims t = new Conv2d.Dims(g.n(), g.co(), g.ho(), g.wo(), g.ci(), 3, 3, 2 * g.dil() - g.pad(), g.dil());
-        try (Scope scope = Scope.open()) {
-            run(kernel, vector, t, packFilters(kernel, g, w, true), dy, null, dx);
+        Filters f = Filters.acquire(kernel, g, w, true);
+        try {
+            run(kernel, vector, t, f.packed, dy, null, dx);
+        } finally {
+            f.release();
         }
     }
 
@@ -287,9 +295,13 @@ final class Conv2dWinograd {
 
     /** dw [o, c] = G^T dU[o, c] G (3x3 from 4x4; dU_xi at du[xi*Co*Ci + o*Ci + c]), in double, rounded once. */
     private static void filterGradients(Conv2d.Dims g, float[] du, float[] dw) {
-        int co = g.co(), ci = g.ci(), pairs = co * ci;
+        int pairs = g.co() * g.ci();
+        Parallel.forRange(pairs, 1024, (lo, hi) -> filterGradients(du, pairs, lo, hi, dw));
+    }
+
+    private static void filterGradients(float[] du, int pairs, int lo, int hi, float[] dw) {
         double[] u = new double[16], gu = new double[12];
-        for (int at = 0; at < pairs; at++) {
+        for (int at = lo; at < hi; at++) {
             for (int xi = 0; xi < 16; xi++) u[xi] = du[xi * pairs + at];
             // G^T u: 3x4, column by column.
             for (int j = 0; j < 4; j++) {
@@ -317,44 +329,108 @@ final class Conv2dWinograd {
     // ---- filters -------------------------------------------------------------------------------
 
     /**
-     * U_xi for the 16 xi, each packed as the GEMM's A (pooled buffers of the caller's scope).
-     * Forward: U_xi [Co, Ci] = (G w[co,ci] G^T)_xi. Backward-data ({@code transposed}):
-     * U_xi [Ci, Co] = (G rot180(w[co,ci]) G^T)_xi. Computed in double, rounded once.
+     * A layer's U_xi for the 16 xi, each packed as the GEMM's A, kept from call to call with a
+     * copy of the weights they came from. Every Langevin step runs each layer with unchanged
+     * weights: transforming and packing them again was 11% of the JFR samples of a batch-25
+     * sampling step, on the calling thread alone. A call whose weights equal the copy (every
+     * value compared, so a changed weight is never missed) reuses them; otherwise they are
+     * recomputed in place, or into new buffers while another call still uses the old ones.
+     * Held per weight array (weakly: dropped with the array) and direction.
      */
-    private static Gemm.PackedA[] packFilters(GemmKernel kernel, Conv2d.Dims g, float[] w, boolean transposed) {
-        int co = g.co(), ci = g.ci();
-        int rows = transposed ? ci : co, depth = transposed ? co : ci;
-        float[] u = Tensor.empty(DType.F32, 16 * co * ci).f32();
-        double[] f = new double[9], gf = new double[12];
-        for (int o = 0; o < co; o++) {
-            for (int c = 0; c < ci; c++) {
-                int w0 = (o * ci + c) * 9;
-                for (int i = 0; i < 9; i++) f[i] = w[w0 + (transposed ? 8 - i : i)];
-                // G f: 4x3, row by row.
-                for (int j = 0; j < 3; j++) {
-                    double a = f[j], m = f[3 + j], z = f[6 + j];
-                    gf[j] = a;
-                    gf[3 + j] = 0.5 * (a + m + z);
-                    gf[6 + j] = 0.5 * (a - m + z);
-                    gf[9 + j] = z;
+    static final class Filters {
+        private static final Map<float[], Filters[]> BY_WEIGHTS = new WeakHashMap<>();
+
+        final GemmKernel kernel;
+        final int co, ci;
+        final boolean transposed;
+        final float[] weights;
+        final Gemm.PackedA[] packed = new Gemm.PackedA[16];
+        private final float[][] buffers = new float[16][];
+        private int users; // calls between acquire and release; guarded by BY_WEIGHTS
+
+        private Filters(GemmKernel kernel, int co, int ci, boolean transposed) {
+            this.kernel = kernel;
+            this.co = co;
+            this.ci = ci;
+            this.transposed = transposed;
+            this.weights = new float[co * ci * 9];
+            int rows = transposed ? ci : co, depth = transposed ? co : ci;
+            for (int xi = 0; xi < 16; xi++) buffers[xi] = new float[Gemm.packedASize(kernel, rows, depth)];
+        }
+
+        private boolean fits(GemmKernel kernel, Conv2d.Dims g) {
+            return this.kernel == kernel && co == g.co() && ci == g.ci();
+        }
+
+        /** The filters of w for g in this direction, up to date; {@link #release} when the call is done. */
+        static Filters acquire(GemmKernel kernel, Conv2d.Dims g, float[] w, boolean transposed) {
+            int n = g.co() * g.ci() * 9;
+            synchronized (BY_WEIGHTS) {
+                Filters[] both = BY_WEIGHTS.computeIfAbsent(w, k -> new Filters[2]);
+                int dir = transposed ? 1 : 0;
+                Filters f = both[dir];
+                if (f != null && f.fits(kernel, g) && Arrays.equals(f.weights, 0, n, w, 0, n)) {
+                    f.users++;
+                    return f;
                 }
-                // (G f) G^T: 4x4.
-                int at = transposed ? c * co + o : o * ci + c;
-                for (int i = 0; i < 4; i++) {
-                    double a = gf[3 * i], m = gf[3 * i + 1], z = gf[3 * i + 2];
-                    int xi = 4 * i;
-                    u[(xi) * co * ci + at] = (float) a;
-                    u[(xi + 1) * co * ci + at] = (float) (0.5 * (a + m + z));
-                    u[(xi + 2) * co * ci + at] = (float) (0.5 * (a - m + z));
-                    u[(xi + 3) * co * ci + at] = (float) z;
+                if (f == null || f.users > 0 || !f.fits(kernel, g)) both[dir] = f = new Filters(kernel, g.co(), g.ci(), transposed);
+                System.arraycopy(w, 0, f.weights, 0, n);
+                f.pack();
+                f.users++;
+                return f;
+            }
+        }
+
+        void release() {
+            synchronized (BY_WEIGHTS) {
+                users--;
+            }
+        }
+
+        /**
+         * Forward: U_xi [Co, Ci] = (G w[co,ci] G^T)_xi. Backward-data ({@code transposed}):
+         * U_xi [Ci, Co] = (G rot180(w[co,ci]) G^T)_xi. Computed in double, rounded once.
+         */
+        private void pack() {
+            int rows = transposed ? ci : co, depth = transposed ? co : ci;
+            try (Scope scope = Scope.open()) {
+                float[] u = Tensor.empty(DType.F32, 16 * co * ci).f32();
+                Parallel.forRange(co, 1, (lo, hi) -> transform(lo, hi, u));
+                Parallel.forRange(16, 1, (lo, hi) -> {
+                    for (int xi = lo; xi < hi; xi++)
+                        packed[xi] = Gemm.packA(kernel, false, rows, depth, u, xi * co * ci, depth, buffers[xi]);
+                });
+            }
+        }
+
+        /** U for output channels [lo, hi) into u[xi*Co*Ci + at], at = o*Ci + c (forward) or c*Co + o. */
+        private void transform(int lo, int hi, float[] u) {
+            double[] f = new double[9], gf = new double[12];
+            for (int o = lo; o < hi; o++) {
+                for (int c = 0; c < ci; c++) {
+                    int w0 = (o * ci + c) * 9;
+                    for (int i = 0; i < 9; i++) f[i] = weights[w0 + (transposed ? 8 - i : i)];
+                    // G f: 4x3, row by row.
+                    for (int j = 0; j < 3; j++) {
+                        double a = f[j], m = f[3 + j], z = f[6 + j];
+                        gf[j] = a;
+                        gf[3 + j] = 0.5 * (a + m + z);
+                        gf[6 + j] = 0.5 * (a - m + z);
+                        gf[9 + j] = z;
+                    }
+                    // (G f) G^T: 4x4.
+                    int at = transposed ? c * co + o : o * ci + c;
+                    for (int i = 0; i < 4; i++) {
+                        double a = gf[3 * i], m = gf[3 * i + 1], z = gf[3 * i + 2];
+                        int xi = 4 * i;
+                        u[(xi) * co * ci + at] = (float) a;
+                        u[(xi + 1) * co * ci + at] = (float) (0.5 * (a + m + z));
+                        u[(xi + 2) * co * ci + at] = (float) (0.5 * (a - m + z));
+                        u[(xi + 3) * co * ci + at] = (float) z;
+                    }
                 }
             }
         }
-        Gemm.PackedA[] packed = new Gemm.PackedA[16];
-        for (int xi = 0; xi < 16; xi++)
-            packed[xi] = Gemm.packA(kernel, false, rows, depth, u, xi * co * ci, depth,
-                    Tensor.empty(DType.F32, Gemm.packedASize(kernel, rows, depth)).f32());
-        return packed;
     }
 
     // ---- tiles ---------------------------------------------------------------------------------

@@ -112,6 +112,41 @@ class Conv2dWinogradTest {
     }
 
     /**
+     * Filters are kept between calls ({@link Conv2dWinograd.Filters}): a call must always see
+     * its weights as they are now. Changing one weight in place (as Adam does) must give the
+     * bits of a cold call on a fresh copy of the weights, in both directions; unchanged
+     * weights reuse the same packed filters.
+     */
+    @Test
+    void keptFiltersFollowWeightsChangedInPlace() {
+        GemmKernel kernel = Simd.gemmKernel();
+        Conv2d.Dims g = new Conv2d.Dims(2, 19, 9, 10, 17, 3, 3, 1, 1);
+        SplittableRandom rnd = new SplittableRandom(8);
+        float[] x = f32(normal(rnd, g.n() * g.ci() * g.h() * g.w())), w = f32(normal(rnd, g.co() * g.ci() * 9));
+        float[] dy = f32(normal(rnd, g.n() * g.co() * g.p()));
+        int out = g.n() * g.co() * g.p(), in = x.length;
+        for (int step = 0; step < 4; step++) {
+            float[] y = new float[out], dx = new float[in];
+            Conv2dWinograd.forward(kernel, g, x, w, null, y);
+            Conv2dWinograd.backwardData(kernel, g, dy, w, dx);
+            Conv2dWinograd.Filters kept = Conv2dWinograd.Filters.acquire(kernel, g, w, false);
+            Conv2dWinograd.Filters again = Conv2dWinograd.Filters.acquire(kernel, g, w, false);
+            kept.release();
+            again.release();
+            assertTrue(kept == again, "unchanged weights: the same filters");
+            float[] fresh = w.clone(), yCold = new float[out], dxCold = new float[in];
+            Conv2dWinograd.forward(kernel, g, x, fresh, null, yCold);
+            Conv2dWinograd.backwardData(kernel, g, dy, fresh, dxCold);
+            for (int i = 0; i < out; i++)
+                assertEquals(Float.floatToRawIntBits(yCold[i]), Float.floatToRawIntBits(y[i]), "step " + step + " y[" + i + "]");
+            for (int i = 0; i < in; i++)
+                assertEquals(Float.floatToRawIntBits(dxCold[i]), Float.floatToRawIntBits(dx[i]), "step " + step + " dx[" + i + "]");
+            w[(step * 97) % w.length] += 0.5f; // one weight early in the array, one at its end
+            w[w.length - 1 - step] -= 0.25f;
+        }
+    }
+
+    /**
      * Backward-weight sums over every tile of the batch: its bits must not depend on the thread
      * count (blocks and groups are fixed by the geometry, groups added in order). Enough tile
      * rows for several blocks and groups.

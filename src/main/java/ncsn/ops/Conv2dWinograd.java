@@ -257,14 +257,20 @@ final class Conv2dWinograd {
          */
         private static void copy(float[] src, int n, int c, int h, int w, float[] dst, int hp, int wp, int at,
                                  double[] sums) {
-            int base = n * hp * wp * c;
-            Arrays.fill(dst, base, base + hp * wp * c, 0f);
-            int plane = h * w;
+            int base = n * hp * wp * c, plane = h * w, rowFloats = wp * c;
+            // Zeros only where nothing is copied: the rows above and below, and each row's margins.
+            Arrays.fill(dst, base, base + at * rowFloats, 0f);
+            Arrays.fill(dst, base + (at + h) * rowFloats, base + hp * rowFloats, 0f);
+            for (int row = 0; row < h; row++) {
+                int left = base + (row + at) * rowFloats;
+                Arrays.fill(dst, left, left + at * c, 0f);
+                Arrays.fill(dst, left + (at + w) * c, left + rowFloats, 0f);
+            }
             for (int row = 0; row < h; row++) {
                 int to = base + ((row + at) * wp + at) * c, from = n * c * plane + row * w;
                 // [C, W] -> [W, C] for one row, writing in order: the C source lines stay in L1
                 // across the row's columns (writing with stride C instead was 3x slower; 16-lane
-                // gathers were no faster than this).
+                // gathers were no faster than this, nor were passes of 16 channels).
                 if (sums == null) {
                     for (int col = 0; col < w; col++, to += c)
                         for (int ch = 0, f = from + col; ch < c; ch++, f += plane) dst[to + ch] = src[f];

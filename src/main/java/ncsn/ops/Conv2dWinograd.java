@@ -35,7 +35,8 @@ import ncsn.tensor.Tensor;
  * </pre>
  * The sum over channels, for all tiles of a block at once, is 16 matrix products (one per
  * element xi of the 4x4): M_xi [Co, T] = U_xi [Co, Ci] * V_xi [Ci, T], run on {@link Gemm}'s
- * kernel with U packed once per call. Blocks are whole rows of tiles (of any images) sized to
+ * kernel with U packed once per weights ({@link Filters}) and V read where the transform wrote
+ * it ({@link Gemm#rowsInPlace}). Blocks are whole rows of tiles (of any images) sized to
  * keep V and M in L2; workers take blocks from a counter. Every output element is computed by
  * the same operations whatever the block, its position in it, or the thread (the GEMM kernel
  * computes each column of C alone), so results do not depend on the batch or the thread count.

@@ -378,11 +378,13 @@ public final class Gemm {
                     boolean par = threads > 1 && (long) m * nc * kc >= MIN_PARALLEL_FMAS;
                     planUnits(par ? threads : 1);
 
-                    packingB = true; // (B read in place: nothing to pack)
-                    if (inPlace == null && par && slivers > 1 && (long) nc * kc >= MIN_PARALLEL_PACK) {
-                        Parallel.forRange(slivers, 1, this);
-                    } else if (inPlace == null) {
-                        run(0, slivers);
+                    if (inPlace == null) { // (B read in place: nothing to pack)
+                        packingB = true;
+                        if (par && slivers > 1 && (long) nc * kc >= MIN_PARALLEL_PACK) {
+                            Parallel.forRange(slivers, 1, this);
+                        } else {
+                            run(0, slivers);
+                        }
                     }
 
                     packingB = false;

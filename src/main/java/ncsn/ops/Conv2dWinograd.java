@@ -361,8 +361,16 @@ final class Conv2dWinograd {
             this.ci = ci;
             this.transposed = transposed;
             this.weights = new float[co * ci * 9];
-            int rows = transposed ? ci : co, depth = transposed ? co : ci;
-            for (int xi = 0; xi < 16; xi++) buffers[xi] = new float[Gemm.packedASize(kernel, rows, depth)];
+            for (int xi = 0; xi < 16; xi++) buffers[xi] = new float[Gemm.packedASize(kernel, rows(), depth())];
+        }
+
+        /** Rows and depth of each U_xi: [Co, Ci] forward, [Ci, Co] transposed. */
+        private int rows() {
+            return transposed ? ci : co;
+        }
+
+        private int depth() {
+            return transposed ? co : ci;
         }
 
         private boolean fits(GemmKernel kernel, Conv2d.Dims g) {
@@ -376,11 +384,12 @@ final class Conv2dWinograd {
                 Filters[] both = BY_WEIGHTS.computeIfAbsent(w, k -> new Filters[2]);
                 int dir = transposed ? 1 : 0;
                 Filters f = both[dir];
-                if (f != null && f.fits(kernel, g) && Arrays.equals(f.weights, 0, n, w, 0, n)) {
+                boolean fits = f != null && f.fits(kernel, g);
+                if (fits && Arrays.equals(f.weights, 0, n, w, 0, n)) {
                     f.users++;
                     return f;
                 }
-                if (f == null || f.users > 0 || !f.fits(kernel, g)) both[dir] = f = new Filters(kernel, g.co(), g.ci(), transposed);
+                if (!fits || f.users > 0) both[dir] = f = new Filters(kernel, g.co(), g.ci(), transposed);
                 System.arraycopy(w, 0, f.weights, 0, n);
                 f.pack();
                 f.users++;
@@ -399,7 +408,7 @@ final class Conv2dWinograd {
          * U_xi [Ci, Co] = (G rot180(w[co,ci]) G^T)_xi. Computed in double, rounded once.
          */
         private void pack() {
-            int rows = transposed ? ci : co, depth = transposed ? co : ci;
+            int rows = rows(), depth = depth();
             try (Scope scope = Scope.open()) {
                 float[] u = Tensor.empty(DType.F32, 16 * co * ci).f32();
                 Parallel.forRange(co, 1, (lo, hi) -> transform(lo, hi, u));

@@ -161,9 +161,9 @@ public final class VectorGemm implements GemmKernel {
 
     /**
      * tile[MR x NR] = A sliver (MR x kc at ap[a], column by column) * B sliver (kc x NR at
-     * bp[b], row by row, rows rowStep apart). The 24 accumulators stay in registers for the whole k loop; each k
-     * step is 2 vector loads of B, 12 broadcast loads of A (vbroadcastss from memory) and 24
-     * FMAs.
+     * bp[b], row by row, rows rowStep apart). The 24 accumulators stay in registers for the whole
+     * k loop; each k step is 2 vector loads of B, 12 broadcast loads of A (vbroadcastss from
+     * memory) and 24 FMAs.
      */
     static void micro(int kc, float[] ap, int a, float[] bp, int b, int rowStep, float[] tile) {
         FloatVector c0_0 = FloatVector.zero(S), c0_1 = FloatVector.zero(S);
@@ -292,8 +292,8 @@ public final class VectorGemm implements GemmKernel {
             int src = offA + p0 * lda + i0 + done;
             if (rest > 0 && rest < MR && (long) src + (long) (kc - 1) * lda + L <= a.length) {
                 // The last, partial sliver (Co = 64 is 5 slivers + 4 rows): the same copies with
-                // the lanes past its rows zeroed (scalar, this sliver cost 3.3% of a training step in
-                // JFR samples against 0.6% for all the whole ones).
+                // the lanes past its rows zeroed (scalar, this sliver cost 3.3% of a training step
+                // in JFR samples against 0.6% for all the whole ones).
                 VectorMask<Float> rows = VectorMask.fromLong(S, (1L << rest) - 1);
                 FloatVector zero = FloatVector.zero(S);
                 for (int p = 0, dst = ap0 + done * kc; p < kc; p++, dst += MR, src += lda) {

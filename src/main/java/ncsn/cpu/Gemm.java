@@ -1,6 +1,7 @@
 package ncsn.cpu;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
  * Row-major single-precision GEMM with BLAS semantics:
@@ -302,22 +303,33 @@ public final class Gemm {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /**
-     * A (jc, pc) step with fewer multiply-adds than this runs on the calling thread: a fork-join
-     * hand-off costs some microseconds, 2^20 FMAs take about 8 us at vector speed.
+     * A call with fewer multiply-adds than this runs on the calling thread: handing work to the
+     * pool costs some microseconds, 2^20 FMAs take about 8 us at vector speed.
      */
     private static final long MIN_PARALLEL_FMAS = 1L << 20;
-    /** Pack the B panel on several threads from this many floats up. */
+    /** Pack a B panel as several tasks from this many floats up. */
     private static final int MIN_PARALLEL_PACK = 1 << 17;
     /** Units of work per thread per step: enough for the counter to even out unequal cores. */
     private static final int UNITS_PER_THREAD = 4;
 
     /**
-     * One sgemm call. Loops: jc over column panels of C (nc wide), pc over depth blocks
-     * (kc deep); per (jc, pc) step, phase 1 packs op(B)[pc.., jc..] into the panel {@code bp}
-     * (shared, read-only afterwards) and phase 2 hands out units (mcStep rows x partStep
-     * columns of the panel) from the counter {@code next}; a unit packs its rows of op(A) into
-     * its thread's buffer and runs the kernel's macro-kernel. Each phase ends in
-     * {@link Parallel#forRange}'s join, which also publishes the panel to the workers.
+     * One sgemm call. Loops: jc over column panels of C (nc wide), pc over depth blocks (kc
+     * deep). Each (jc, pc) step is a list of tasks: first a few that pack slices of
+     * op(B)[pc.., jc..] into a panel, then units (mcStep rows x partStep columns of the panel)
+     * that pack their rows of op(A) into their thread's buffer and run the kernel's macro-kernel.
+     * The tasks of all steps are numbered in that order and taken from one counter by every
+     * participating thread, in a single {@link Parallel#forRange} per call: no thread waits at
+     * the end of a step while there is work in the next. The only waits are on earlier tasks,
+     * each already taken by a running thread (so there is no deadlock, and a worker that never
+     * wakes up only means the others take its share):
+     * <ul>
+     *   <li>a unit waits for its step's panel, and (when not the first depth block) for the
+     *       same unit of the previous step, which accumulated into the same block of C;
+     *   <li>panels alternate between two buffers, so packing step s waits only for the units of
+     *       step s - 2 that read the same buffer; packing the next panel overlaps the last
+     *       units of the current one.
+     * </ul>
+     * Every element of C is still summed in the same order, whatever the thread count.
      */
     private static final class Job implements Parallel.Range {
         final GemmKernel kernel;
@@ -329,21 +341,27 @@ public final class Gemm {
         final int offA, lda, offC, ldc;
         final PackedA packed; // op(A) packed beforehand, or null: each unit packs its rows of a
         final PanelSource source;
-        final RowsInPlace inPlace; // B read where it is stored (no packing phase), or null
+        final RowsInPlace inPlace; // B read where it is stored (no packing tasks), or null
         final int mr, nr;
 
-        // The current (jc, pc) step, written by the calling thread between phases.
-        float[] bp;
-        int jc, nc, pc, kc;
-        float stepBeta;
-        int mcStep, partStep, nParts, units;
-        boolean packingB; // which phase run(lo, hi) executes
+        // The plan, fixed before any task runs.
+        final int kcStep, ncStep, depthSteps, steps;
+        final Plan fullPanel, lastPanel; // units of a panel ncStep wide, and of the last one (may be narrower)
+        final int[] packStart; // tasks [packStart[s], unitStart[s]) pack step s's panel; packStart[steps] = all tasks
+        final int[] unitStart; // tasks [unitStart[s], packStart[s + 1]) are step s's units
+        final float[] panelBuffer; // two panels: step s packs into the one at panelOffset(s); null when B is read in place
+        final int panelSize;
+
         final AtomicInteger next = new AtomicInteger();
+        final AtomicIntegerArray done; // 1 once task t is finished (null on one thread: tasks run in order)
+        volatile boolean failed;
+
+        /** How one panel's columns are cut into units: mcStep rows x partStep columns, nParts across. */
+        private record Plan(int mcStep, int partStep, int nParts, int units) {}
 
         Job(GemmKernel kernel, int threads, int m, int n, int k, float alpha, boolean transA, float[] a, int offA,
             int lda, PackedA packed, PanelSource source, float beta, float[] c, int offC, int ldc) {
             this.kernel = kernel;
-            this.threads = threads;
             this.m = m;
             this.n = n;
             this.k = k;
@@ -361,90 +379,151 @@ public final class Gemm {
             this.ldc = ldc;
             this.mr = kernel.mr();
             this.nr = kernel.nr();
+            this.threads = threads > 1 && (long) m * n * k >= MIN_PARALLEL_FMAS ? threads : 1;
+
+            // Equal-sized blocks (k = 300 with kc 256 runs as 150 + 150, not 256 + 44).
+            kcStep = depthStep(kernel, m, k);
+            depthSteps = ceilDiv(k, kcStep);
+            int columnSteps = ceilDiv(n, kernel.nc(m));
+            ncStep = roundUp(ceilDiv(n, columnSteps), nr);
+            int panelsAcross = ceilDiv(n, ncStep);
+            steps = panelsAcross * depthSteps;
+            fullPanel = panelPlan(ncStep);
+            lastPanel = panelPlan(n - (panelsAcross - 1) * ncStep);
+            packStart = new int[steps + 1];
+            unitStart = new int[steps];
+            int tasks = 0;
+            for (int s = 0; s < steps; s++) {
+                packStart[s] = tasks;
+                tasks += packTasks(s);
+                unitStart[s] = tasks;
+                tasks += stepPlan(s).units;
+            }
+            packStart[steps] = tasks;
+            done = this.threads > 1 ? new AtomicIntegerArray(tasks) : null;
+            panelSize = ncStep * kcStep + GemmKernel.PACK_SLACK;
+            // The caller's scratch: the caller outlives every task.
+            panelBuffer = inPlace != null ? null : SCRATCH.get().b((steps > 1 ? 2 : 1) * panelSize);
+        }
+
+        private int panelOffset(int s) {
+            return (s & 1) * panelSize;
         }
 
         void run() {
-            // Equal-sized blocks (k = 300 with kc 256 runs as 150 + 150, not 256 + 44).
-            int kcStep = depthStep(kernel, m, k);
-            int nSteps = ceilDiv(n, kernel.nc(m));
-            int ncStep = roundUp(ceilDiv(n, nSteps), nr);
-            bp = inPlace != null ? null : SCRATCH.get().b(ncStep * kcStep + GemmKernel.PACK_SLACK);
-            for (jc = 0; jc < n; jc += ncStep) {
-                nc = Math.min(ncStep, n - jc);
-                int slivers = ceilDiv(nc, nr);
-                for (pc = 0; pc < k; pc += kcStep) {
-                    kc = Math.min(kcStep, k - pc);
-                    stepBeta = pc == 0 ? beta : 1f; // later depth blocks accumulate
-                    boolean par = threads > 1 && (long) m * nc * kc >= MIN_PARALLEL_FMAS;
-                    planUnits(par ? threads : 1);
-
-                    if (inPlace == null) { // (B read in place: nothing to pack)
-                        packingB = true;
-                        if (par && slivers > 1 && (long) nc * kc >= MIN_PARALLEL_PACK) {
-                            Parallel.forRange(slivers, 1, this);
-                        } else {
-                            run(0, slivers);
-                        }
-                    }
-
-                    packingB = false;
-                    next.set(0);
-                    if (par && units > 1) {
-                        Parallel.forRange(Math.min(threads, units), 1, this);
-                    } else {
-                        run(0, 1);
-                    }
-                }
-            }
+            if (threads > 1) Parallel.forRange(threads, 1, this);
+            else run(0, 1);
         }
 
         /**
-         * Splits the current step into units of mcStep rows (at most the kernel's mc) times
+         * Splits a panel nc wide into units of mcStep rows (at most the kernel's mc) times
          * partStep columns. Rows are split first (a column split repacks the same rows of A
          * once per part); columns only when m alone gives too few units.
          */
-        private void planUnits(int workers) {
-            int want = workers > 1 ? UNITS_PER_THREAD * workers : 1;
-            mcStep = Math.min(kernel.mc(), roundUp(m, mr));
-            if (ceilDiv(m, mcStep) < want) {
-                mcStep = Math.max(mr, roundUp(ceilDiv(m, want), mr));
-            }
+        private Plan panelPlan(int nc) {
+            int want = threads > 1 ? UNITS_PER_THREAD * threads : 1;
+            int mcStep = Math.min(kernel.mc(), roundUp(m, mr));
+            if (ceilDiv(m, mcStep) < want) mcStep = Math.max(mr, roundUp(ceilDiv(m, want), mr));
             int mBlocks = ceilDiv(m, mcStep);
-            partStep = roundUp(nc, nr);
+            int partStep = roundUp(nc, nr);
             if (mBlocks < want) {
                 int parts = Math.min(ceilDiv(nc, nr), ceilDiv(want, mBlocks));
                 partStep = roundUp(ceilDiv(nc, parts), nr);
             }
-            nParts = ceilDiv(nc, partStep);
-            units = mBlocks * nParts;
+            int nParts = ceilDiv(nc, partStep);
+            return new Plan(mcStep, partStep, nParts, mBlocks * nParts);
         }
 
-        /** Phase body: packs B slivers [lo, hi), or takes units from the counter until none are left. */
+        private Plan stepPlan(int s) {
+            return (s / depthSteps + 1) * ncStep < n ? fullPanel : lastPanel;
+        }
+
+        private int panelWidth(int s) {
+            return Math.min(ncStep, n - s / depthSteps * ncStep);
+        }
+
+        private int depth(int s) {
+            return Math.min(kcStep, k - s % depthSteps * kcStep);
+        }
+
+        /** Pack tasks of step s: none when B is read in place, several for a large panel on several threads. */
+        private int packTasks(int s) {
+            if (inPlace != null) return 0;
+            int slivers = ceilDiv(panelWidth(s), nr);
+            return threads > 1 && (long) panelWidth(s) * depth(s) >= MIN_PARALLEL_PACK ? Math.min(threads, slivers) : 1;
+        }
+
+        /** One participant: takes tasks from the counter, in order, until none are left. */
         @Override
         public void run(int lo, int hi) {
-            if (packingB) {
-                int j0 = lo * nr;
-                source.pack(pc, kc, jc + j0, Math.min(hi * nr, nc) - j0, bp, j0 * kc);
-                return;
+            Scratch scratch = SCRATCH.get();
+            float[] tile = scratch.tile(mr * nr + GemmKernel.PACK_SLACK);
+            int total = packStart[steps];
+            int s = 0;
+            int t;
+            try {
+                while (!failed && (t = next.getAndIncrement()) < total) {
+                    while (t >= packStart[s + 1]) s++;
+                    if (t < unitStart[s]) packPanel(s, t - packStart[s]);
+                    else runUnit(s, t - unitStart[s], scratch, tile);
+                    if (done != null) done.setRelease(t, 1);
+                }
+            } catch (RuntimeException | Error e) {
+                failed = true;
+                throw e;
             }
-            Scratch s = SCRATCH.get();
-            float[] ap = packed != null ? packed.data : s.a(mcStep * kc + GemmKernel.PACK_SLACK);
-            float[] tile = s.tile(mr * nr + GemmKernel.PACK_SLACK);
-            int u;
-            while ((u = next.getAndIncrement()) < units) {
-                int ib = u / nParts, part = u - ib * nParts;
-                int ic = ib * mcStep, j0 = part * partStep;
-                int mc = Math.min(mcStep, m - ic);
-                int ap0 = 0;
-                if (packed != null) ap0 = packed.offset(pc) + ic * kc; // ic is a whole number of slivers
-                else kernel.packA(transA, a, offA, lda, ic, mc, pc, kc, ap, 0);
-                if (inPlace != null) {
-                    kernel.macroKernelRows(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, inPlace.b,
-                            inPlace.offB + pc * inPlace.ldb + jc + j0, inPlace.ldb, stepBeta, c,
-                            offC + ic * ldc + jc + j0, ldc, tile);
-                } else {
-                    kernel.macroKernel(mc, Math.min(partStep, nc - j0), kc, alpha, ap, ap0, bp, j0 * kc,
-                            stepBeta, c, offC + ic * ldc + jc + j0, ldc, tile);
+        }
+
+        /** Task i of step s's packing: a contiguous range of its panel's slivers. */
+        private void packPanel(int s, int i) {
+            if (s >= 2) awaitDone(unitStart[s - 2], packStart[s - 1]); // the last readers of this buffer
+            int jc = s / depthSteps * ncStep, pc = s % depthSteps * kcStep;
+            int nc = panelWidth(s), kc = depth(s);
+            int parts = unitStart[s] - packStart[s], slivers = ceilDiv(nc, nr);
+            int lo = (int) ((long) slivers * i / parts), hi = (int) ((long) slivers * (i + 1) / parts);
+            int j0 = lo * nr;
+            source.pack(pc, kc, jc + j0, Math.min(hi * nr, nc) - j0, panelBuffer, panelOffset(s) + j0 * kc);
+        }
+
+        /** Unit u of step s: its rows of op(A) times its columns of the panel, into C. */
+        private void runUnit(int s, int u, Scratch scratch, float[] tile) {
+            awaitDone(packStart[s], unitStart[s]);
+            int depthIndex = s % depthSteps;
+            if (depthIndex > 0) awaitDone(unitStart[s - 1] + u, unitStart[s - 1] + u + 1); // same block of C
+            Plan plan = stepPlan(s);
+            int jc = s / depthSteps * ncStep, pc = depthIndex * kcStep;
+            int nc = panelWidth(s), kc = depth(s);
+            int ib = u / plan.nParts, part = u - ib * plan.nParts;
+            int ic = ib * plan.mcStep, j0 = part * plan.partStep;
+            int mc = Math.min(plan.mcStep, m - ic), width = Math.min(plan.partStep, nc - j0);
+            float stepBeta = depthIndex == 0 ? beta : 1f; // later depth blocks accumulate
+            float[] ap;
+            int ap0;
+            if (packed != null) {
+                ap = packed.data;
+                ap0 = packed.offset(pc) + ic * kc; // ic is a whole number of slivers
+            } else {
+                ap = scratch.a(plan.mcStep * kc + GemmKernel.PACK_SLACK);
+                ap0 = 0;
+                kernel.packA(transA, a, offA, lda, ic, mc, pc, kc, ap, 0);
+            }
+            if (inPlace != null) {
+                kernel.macroKernelRows(mc, width, kc, alpha, ap, ap0, inPlace.b,
+                        inPlace.offB + pc * inPlace.ldb + jc + j0, inPlace.ldb, stepBeta, c,
+                        offC + ic * ldc + jc + j0, ldc, tile);
+            } else {
+                kernel.macroKernel(mc, width, kc, alpha, ap, ap0, panelBuffer, panelOffset(s) + j0 * kc,
+                        stepBeta, c, offC + ic * ldc + jc + j0, ldc, tile);
+            }
+        }
+
+        /** Spins until tasks [from, to) are finished (they were taken earlier by running threads). */
+        private void awaitDone(int from, int to) {
+            if (done == null) return;
+            for (int t = from; t < to; t++) {
+                while (done.getAcquire(t) == 0) {
+                    if (failed) throw new IllegalStateException("sgemm: another worker failed");
+                    Thread.onSpinWait();
                 }
             }
         }

@@ -349,11 +349,11 @@ public final class Gemm {
         final Plan fullPanel, lastPanel; // units of a panel ncStep wide, and of the last one (may be narrower)
         final int[] packStart; // tasks [packStart[s], unitStart[s]) pack step s's panel; packStart[steps] = all tasks
         final int[] unitStart; // tasks [unitStart[s], packStart[s + 1]) are step s's units
-        final float[] panelBuffer; // two panels: step s packs into the one at panelOffset(s); null when B is read in place
+        final float[] panelBuffer; // step s packs at panelOffset(s) (two panels on several threads); null when B is read in place
         final int panelSize;
 
         final AtomicInteger next = new AtomicInteger();
-        final AtomicIntegerArray done; // 1 once task t is finished (null on one thread: tasks run in order)
+        final AtomicIntegerArray done; // 1 once task t is finished (null on one thread: run() goes in order)
         volatile boolean failed;
 
         /** How one panel's columns are cut into units: mcStep rows x partStep columns, nParts across. */
@@ -390,6 +390,15 @@ public final class Gemm {
             steps = panelsAcross * depthSteps;
             fullPanel = panelPlan(ncStep);
             lastPanel = panelPlan(n - (panelsAcross - 1) * ncStep);
+            panelSize = ncStep * kcStep + GemmKernel.PACK_SLACK;
+            boolean twoPanels = this.threads > 1 && steps > 1;
+            // The caller's scratch: the caller outlives every task.
+            panelBuffer = inPlace != null ? null : SCRATCH.get().b((twoPanels ? 2 : 1) * panelSize);
+            if (this.threads == 1) { // run() steps through in order: no task numbers, nothing to wait for
+                packStart = unitStart = null;
+                done = null;
+                return;
+            }
             packStart = new int[steps + 1];
             unitStart = new int[steps];
             int tasks = 0;
@@ -400,19 +409,24 @@ public final class Gemm {
                 tasks += stepPlan(s).units;
             }
             packStart[steps] = tasks;
-            done = this.threads > 1 ? new AtomicIntegerArray(tasks) : null;
-            panelSize = ncStep * kcStep + GemmKernel.PACK_SLACK;
-            // The caller's scratch: the caller outlives every task.
-            panelBuffer = inPlace != null ? null : SCRATCH.get().b((steps > 1 ? 2 : 1) * panelSize);
+            done = new AtomicIntegerArray(tasks);
         }
 
         private int panelOffset(int s) {
-            return (s & 1) * panelSize;
+            return done == null ? 0 : (s & 1) * panelSize;
         }
 
         void run() {
-            if (threads > 1) Parallel.forRange(threads, 1, this);
-            else run(0, 1);
+            if (threads > 1) {
+                Parallel.forRange(threads, 1, this);
+                return;
+            }
+            Scratch scratch = SCRATCH.get();
+            float[] tile = scratch.tile(mr * nr + GemmKernel.PACK_SLACK);
+            for (int s = 0; s < steps; s++) {
+                if (inPlace == null) packPanel(s, 0, 1);
+                for (int u = 0, units = stepPlan(s).units; u < units; u++) runUnit(s, u, scratch, tile);
+            }
         }
 
         /**
@@ -464,7 +478,7 @@ public final class Gemm {
             try {
                 while (!failed && (t = next.getAndIncrement()) < total) {
                     while (t >= packStart[s + 1]) s++;
-                    if (t < unitStart[s]) packPanel(s, t - packStart[s]);
+                    if (t < unitStart[s]) packPanel(s, t - packStart[s], unitStart[s] - packStart[s]);
                     else runUnit(s, t - unitStart[s], scratch, tile);
                     if (done != null) done.setRelease(t, 1);
                 }
@@ -474,12 +488,12 @@ public final class Gemm {
             }
         }
 
-        /** Task i of step s's packing: a contiguous range of its panel's slivers. */
-        private void packPanel(int s, int i) {
-            if (s >= 2) awaitDone(unitStart[s - 2], packStart[s - 1]); // the last readers of this buffer
+        /** Task i of the parts of step s's packing: a contiguous range of its panel's slivers. */
+        private void packPanel(int s, int i, int parts) {
+            if (done != null && s >= 2) awaitDone(unitStart[s - 2], packStart[s - 1]); // the last readers of this buffer
             int jc = s / depthSteps * ncStep, pc = s % depthSteps * kcStep;
             int nc = panelWidth(s), kc = depth(s);
-            int parts = unitStart[s] - packStart[s], slivers = ceilDiv(nc, nr);
+            int slivers = ceilDiv(nc, nr);
             int lo = (int) ((long) slivers * i / parts), hi = (int) ((long) slivers * (i + 1) / parts);
             int j0 = lo * nr;
             source.pack(pc, kc, jc + j0, Math.min(hi * nr, nc) - j0, panelBuffer, panelOffset(s) + j0 * kc);
@@ -487,9 +501,11 @@ public final class Gemm {
 
         /** Unit u of step s: its rows of op(A) times its columns of the panel, into C. */
         private void runUnit(int s, int u, Scratch scratch, float[] tile) {
-            awaitDone(packStart[s], unitStart[s]);
             int depthIndex = s % depthSteps;
-            if (depthIndex > 0) awaitDone(unitStart[s - 1] + u, unitStart[s - 1] + u + 1); // same block of C
+            if (done != null) {
+                awaitDone(packStart[s], unitStart[s]);
+                if (depthIndex > 0) awaitDone(unitStart[s - 1] + u, unitStart[s - 1] + u + 1); // same block of C
+            }
             Plan plan = stepPlan(s);
             int jc = s / depthSteps * ncStep, pc = depthIndex * kcStep;
             int nc = panelWidth(s), kc = depth(s);
@@ -519,7 +535,6 @@ public final class Gemm {
 
         /** Spins until tasks [from, to) are finished (they were taken earlier by running threads). */
         private void awaitDone(int from, int to) {
-            if (done == null) return;
             for (int t = from; t < to; t++) {
                 while (done.getAcquire(t) == 0) {
                     if (failed) throw new IllegalStateException("sgemm: another worker failed");

@@ -69,12 +69,14 @@ final class Conv2dWinograd {
     static final int MIN_CHANNELS = 16;
 
     /**
-     * Floats of V and M per block (1.5 MiB: more than the 1 MiB L2, but the wider products
-     * amortise the GEMM's packing and tile stores). ConvBench DEFAULT, 2 threads, batch 64, two
-     * rounds: 64ch 28x28 forward 13.6-15.7 ms against 16.2-16.3 with 192K floats, backward-data
-     * 14.7-14.9 against 16.8-18.1; 128ch 14x14 d2 12.3 against 13.2-13.7 (768K floats: mixed).
+     * Floats of V and M per block (3 MiB: more than the 1 MiB L2; each of the 16 products works
+     * on its own V_xi and M_xi, 1/16 of it, and wider products amortise the GEMM's calls and
+     * tile stores). ConvBench DEFAULT, 2 threads, batch 64, four interleaved rounds
+     * (2026-11-29, B read in place): 64ch 28x28 forward 10.6-12.3 ms against 12.6-14.7 at 384K
+     * floats, backward-data 10.9-12.8 against 11.9-14.7; 128ch 14x14 d2 the same within noise
+     * (10.0-11.9 against 10.2-11.7); 1536K and 3072K floats slower again.
      */
-    private static final int BLOCK_FLOATS = 384 * 1024;
+    private static final int BLOCK_FLOATS = 768 * 1024;
 
     /**
      * Backward-weight's blocks: each block's 16 products have depth T (tiles) and repack both

@@ -207,14 +207,21 @@ public final class Autograd {
             return;
         }
         int n = acc.numel();
+        // Across the cores: a fan-out's gradients (every residual input) are whole activations.
         if (acc.dtype() == DType.F64) {
             double[] a = acc.f64(), b = g.f64();
-            for (int i = 0; i < n; i++) a[i] += b[i];
+            ncsn.cpu.Parallel.forRange(n, ADD_GRAIN, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) a[i] += b[i];
+            });
         } else {
             float[] a = acc.f32(), b = g.f32();
-            for (int i = 0; i < n; i++) a[i] += b[i];
+            ncsn.cpu.Parallel.forRange(n, ADD_GRAIN, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) a[i] += b[i];
+            });
         }
     }
+
+    private static final int ADD_GRAIN = 1 << 15;
 
     /** Zeroes the gradients of the given leaves. */
     public static void zeroGrad(Iterable<Tensor> params) {

@@ -174,8 +174,11 @@ final class Conv2dWinograd {
                     }
                 }
             });
-            for (int t = 1; t < groups; t++)
-                for (int i = 0, o = t * uSize; i < uSize; i++) du[i] += du[o + i];
+            // Each element sums the groups in group order, whichever core takes it.
+            Parallel.forRange(uSize, 1 << 14, (lo, hi) -> {
+                for (int t = 1; t < groups; t++)
+                    for (int i = lo, o = t * uSize; i < hi; i++) du[i] += du[o + i];
+            });
             filterGradients(g, du, dw);
         }
     }

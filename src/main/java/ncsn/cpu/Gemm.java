@@ -490,7 +490,7 @@ public final class Gemm {
 
         /** Task i of the parts of step s's packing: a contiguous range of its panel's slivers. */
         private void packPanel(int s, int i, int parts) {
-            if (done != null && s >= 2) awaitDone(unitStart[s - 2], packStart[s - 1]); // the last readers of this buffer
+            if (done != null && s >= 2 && !awaitDone(unitStart[s - 2], packStart[s - 1])) return; // the last readers of this buffer
             int jc = s / depthSteps * ncStep, pc = s % depthSteps * kcStep;
             int nc = panelWidth(s), kc = depth(s);
             int slivers = ceilDiv(nc, nr);
@@ -503,8 +503,9 @@ public final class Gemm {
         private void runUnit(int s, int u, Scratch scratch, float[] tile) {
             int depthIndex = s % depthSteps;
             if (done != null) {
-                awaitDone(packStart[s], unitStart[s]);
-                if (depthIndex > 0) awaitDone(unitStart[s - 1] + u, unitStart[s - 1] + u + 1); // same block of C
+                if (!awaitDone(packStart[s], unitStart[s])) return;
+                // The same block of C, accumulated by the previous depth step.
+                if (depthIndex > 0 && !awaitDone(unitStart[s - 1] + u, unitStart[s - 1] + u + 1)) return;
             }
             Plan plan = stepPlan(s);
             int jc = s / depthSteps * ncStep, pc = depthIndex * kcStep;
@@ -533,14 +534,19 @@ public final class Gemm {
             }
         }
 
-        /** Spins until tasks [from, to) are finished (they were taken earlier by running threads). */
-        private void awaitDone(int from, int to) {
+        /**
+         * Spins until tasks [from, to) are finished (they were taken earlier by running threads);
+         * false if a task failed instead: the caller then gives up quietly, and only the
+         * failure itself reaches sgemm's caller.
+         */
+        private boolean awaitDone(int from, int to) {
             for (int t = from; t < to; t++) {
                 while (done.getAcquire(t) == 0) {
-                    if (failed) throw new IllegalStateException("sgemm: another worker failed");
+                    if (failed) return false;
                     Thread.onSpinWait();
                 }
             }
+            return true;
         }
     }
 

@@ -344,6 +344,34 @@ class GemmTest {
         }
     }
 
+    /**
+     * A panel source that fails in a later depth step, on two threads: its own exception reaches
+     * the caller (not the other thread's giving up), and the next call works.
+     */
+    @Test
+    void failureInsideAParallelCallReachesTheCaller() {
+        int used = Parallel.setThreads(2);
+        try {
+            GemmKernel kernel = Simd.gemmKernel();
+            int m = 300, n = 200, k = 900;
+            float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+            Gemm.PanelSource plain = Gemm.panels(kernel, false, b, 0, n);
+            Gemm.PanelSource failing = (p0, kc, j0, nc, bp, bp0) -> {
+                if (p0 > 0) throw new IllegalStateException("boom at depth " + p0);
+                plain.pack(p0, kc, j0, nc, bp, bp0);
+            };
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> Gemm.sgemm(kernel, true, false,
+                    m, n, k, 1f, a, 0, k, failing, 0f, c, 0, n));
+            assertTrue(e.getMessage().startsWith("boom at depth"), used + " threads: " + e.getMessage());
+            java.util.Arrays.fill(a, 1f);
+            java.util.Arrays.fill(b, 2f);
+            Gemm.sgemm(kernel, true, false, m, n, k, 1f, a, 0, k, plain, 0f, c, 0, n);
+            for (float v : c) assertEquals(2f * k, v);
+        } finally {
+            Parallel.setThreads(SAVED_THREADS);
+        }
+    }
+
     @Test
     void defaultEntryPointUsesChosenKernel() {
         SplittableRandom rnd = new SplittableRandom(6);

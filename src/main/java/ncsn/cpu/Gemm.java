@@ -467,7 +467,7 @@ public final class Gemm {
             return threads > 1 && (long) panelWidth(s) * depth(s) >= MIN_PARALLEL_PACK ? Math.min(threads, slivers) : 1;
         }
 
-        /** One participant: takes tasks from the counter, in order, until none are left. */
+        /** One participant (several threads only): takes tasks from the counter, in order, until none are left. */
         @Override
         public void run(int lo, int hi) {
             Scratch scratch = SCRATCH.get();
@@ -480,7 +480,7 @@ public final class Gemm {
                     while (t >= packStart[s + 1]) s++;
                     if (t < unitStart[s]) packPanel(s, t - packStart[s], unitStart[s] - packStart[s]);
                     else runUnit(s, t - unitStart[s], scratch, tile);
-                    if (done != null) done.setRelease(t, 1);
+                    done.setRelease(t, 1);
                 }
             } catch (RuntimeException | Error e) {
                 failed = true;

@@ -126,12 +126,9 @@ public final class Parallel {
         private Pool(int workerCount) {
             workers = new Worker[workerCount];
             for (int i = 0; i < workerCount; i++) {
-                workers[i] = new Worker(this);
-                Thread t = new Thread(workers[i]::loop, "ncsn-worker-" + i);
-                t.setDaemon(true);
-                workers[i].thread = t;
+                workers[i] = new Worker(this, "ncsn-worker-" + i);
+                workers[i].start();
             }
-            for (Worker w : workers) w.thread.start();
         }
 
         static Pool of(int threads) {
@@ -142,7 +139,7 @@ public final class Parallel {
             current = job;
             // Pairs with Worker.await: it sets sleeping before its last look at current.
             for (Worker w : workers) {
-                if (w.sleeping) LockSupport.unpark(w.thread);
+                if (w.sleeping) LockSupport.unpark(w);
             }
         }
 
@@ -151,16 +148,18 @@ public final class Parallel {
         }
     }
 
-    private static final class Worker {
+    private static final class Worker extends Thread {
         final Pool pool;
-        Thread thread;
         volatile boolean sleeping;
 
-        Worker(Pool pool) {
+        Worker(Pool pool, String name) {
+            super(name);
             this.pool = pool;
+            setDaemon(true);
         }
 
-        void loop() {
+        @Override
+        public void run() {
             Job seen = null;
             while (true) {
                 Job job = await(seen);
